@@ -1,0 +1,1 @@
+"""graftimg.io (exports are listed by the package owner)."""

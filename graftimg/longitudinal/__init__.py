@@ -1,0 +1,1 @@
+"""graftimg.longitudinal (exports are listed by the package owner)."""

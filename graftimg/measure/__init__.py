@@ -1,0 +1,1 @@
+"""graftimg.measure (exports are listed by the package owner)."""

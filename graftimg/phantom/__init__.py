@@ -1,0 +1,1 @@
+"""graftimg.phantom (exports are listed by the package owner)."""

@@ -1,0 +1,1 @@
+"""graftimg.pipeline (exports are listed by the package owner)."""

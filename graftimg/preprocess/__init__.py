@@ -1,0 +1,1 @@
+"""graftimg.preprocess (exports are listed by the package owner)."""

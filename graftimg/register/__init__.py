@@ -1,0 +1,1 @@
+"""graftimg.register (exports are listed by the package owner)."""

@@ -1,0 +1,1 @@
+"""graftimg.segment (exports are listed by the package owner)."""
