@@ -1,0 +1,77 @@
+"""The command line: exit codes, one-line errors, no tracebacks, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SCT_PAIRS
+from test_io_bids import make_study
+from test_io_volume import BAD_NAMES, make_bad_inputs
+
+from graftimg.cli import main
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("graftimg ")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+
+
+def test_unknown_option_is_one_line(capsys):
+    assert main(["info", "x.nii", "--frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "unrecognized arguments" in err
+
+
+@pytest.mark.parametrize(("image", "mask", "stored", "spacing"), SCT_PAIRS[:3])
+def test_info_json_on_real_scan(sct_data, capsys, image, mask, stored, spacing):
+    assert main(["info", str(sct_data / image), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored_orientation"] == stored
+    assert out["spacing_mm"] == pytest.approx(spacing, rel=1e-5)
+
+
+def test_info_table_on_real_scan(sct_data, capsys):
+    assert main(["info", str(sct_data / "t2/t2.nii.gz")]) == 0
+    assert "PSR" in capsys.readouterr().out
+
+
+def test_info_on_study(tmp_path, capsys):
+    root = make_study(tmp_path / "study")
+    assert main(["info", str(root), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_subjects"] == 2 and summary["n_sessions"] == 5
+    days = [s["days_since_injection"] for s in summary["subjects"][0]["sessions"]]
+    assert days[1] == pytest.approx(7.5)
+    assert main(["info", str(root)]) == 0
+    assert "7.5" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    return make_bad_inputs(tmp_path_factory.mktemp("badcli"))
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(bad_inputs, capsys, name):
+    path = bad_inputs[name][0]
+    before = sorted(p.name for p in path.parent.iterdir())
+    assert main(["info", str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("graftimg:")]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("graftimg: error: ")
+    assert str(path) in lines[0]
+    assert "Traceback" not in captured.err
+    assert sorted(p.name for p in path.parent.iterdir()) == before
+
+
+def test_hostile_study_label_is_one_line(tmp_path, capsys):
+    root = make_study(tmp_path / "s", rows=["sub-a/b\tiron\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a"])
+    assert main(["info", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not allowed" in err
