@@ -1,0 +1,118 @@
+"""``graftimg segment``: segment and measure the graft in one image."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = ["add_parser", "run"]
+
+
+def add_cord_options(parser: argparse.ArgumentParser, *, with_mask: bool) -> None:
+    """Cord options shared by ``segment`` and ``segment-cord``."""
+    group = parser.add_argument_group("cord")
+    routes = group.add_mutually_exclusive_group()
+    if with_mask:
+        routes.add_argument("--cord-mask", metavar="MASK", help="use this cord mask (route a)")
+    routes.add_argument(
+        "--cord-from",
+        metavar="COMPANION_IMAGE",
+        help="segment the cord on this same-session T2w/T1w and carry it over (route b)",
+    )
+    routes.add_argument(
+        "--cord-seed",
+        nargs=3,
+        type=float,
+        metavar=("X", "Y", "Z"),
+        help="a point inside the cord, scanner RAS mm (route c)",
+    )
+    routes.add_argument(
+        "--cord-seed-voxel",
+        nargs=3,
+        type=float,
+        metavar=("I", "J", "K"),
+        help="a point inside the cord, voxel index of the stored file (route c)",
+    )
+    group.add_argument(
+        "--contrast",
+        choices=("auto", "t1", "t2", "t2s", "mt"),
+        default="auto",
+        help="image contrast (auto: from the BIDS suffix); sets the cord's polarity",
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction, add_load_options: Callable) -> None:
+    """Register ``segment``."""
+    p = sub.add_parser("segment", help="segment and measure the graft in one image")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_PREFIX", help="output prefix")
+    p.add_argument("--mode", required=True, choices=("iron", "t2"), help="graft mode")
+    site = p.add_mutually_exclusive_group()
+    site.add_argument(
+        "--injection",
+        nargs=3,
+        type=float,
+        metavar=("X", "Y", "Z"),
+        help="injection site, scanner RAS mm",
+    )
+    site.add_argument(
+        "--injection-voxel",
+        nargs=3,
+        type=float,
+        metavar=("I", "J", "K"),
+        help="injection site, voxel index of the stored file",
+    )
+    add_cord_options(p, with_mask=True)
+    p.add_argument("--config", metavar="FILE", help="pipeline configuration (YAML)")
+    p.add_argument("--json", action="store_true", help="print the result JSON")
+    add_load_options(p)
+    p.set_defaults(func=run)
+
+
+def _tuple(values):
+    return None if values is None else tuple(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``graftimg segment``."""
+    from graftimg.pipeline.config import load_config
+    from graftimg.pipeline.session import output_paths, run_session
+
+    config = load_config(args.config)
+    if args.contrast != "auto":
+        config = config.model_copy(
+            update={"cord": config.cord.model_copy(update={"contrast": args.contrast})}
+        )
+    result = run_session(
+        args.image,
+        args.output,
+        mode=args.mode,
+        config=config,
+        load_options={
+            "affine_from": args.affine_from,
+            "nonfinite": args.nonfinite,
+            "volume_index": args.volume_index,
+        },
+        injection_world=_tuple(args.injection),
+        injection_voxel=_tuple(args.injection_voxel),
+        cord_mask=args.cord_mask,
+        cord_from=args.cord_from,
+        cord_seed_world=_tuple(args.cord_seed),
+        cord_seed_voxel=_tuple(args.cord_seed_voxel),
+    )
+    s = result.summary
+    if args.json:
+        print(output_paths(args.output)["json"].read_text())
+        return 0
+    print(
+        f"graft ({s['mode']}): {s['graft_volume_mm3']:.2f} mm³ binary, "
+        f"{s['graft_volume_pv_mm3']:.2f} mm³ partial-volume weighted "
+        f"[{s['graft_volume_low_mm3']:.2f}, {s['graft_volume_high_mm3']:.2f}]"
+    )
+    if s["mode"] == "t2":
+        print(f"cyst: {s['cyst_volume_mm3']:.2f} mm³")
+    print(f"cord: {s['cord_volume_mm3']:.1f} mm³ ({s['cord']['source']})")
+    if s["flags"]:
+        print("flags: " + ", ".join(s["flags"]))
+    print(f"wrote {output_paths(args.output)['json']}")
+    return 0

@@ -1,0 +1,231 @@
+"""The cord of one session, by one of three routes (DESIGN.md), in this order of preference.
+
+(a) a mask the user gives (e.g. Spinal Cord Toolbox output), carried into the image's grid
+    through scanner coordinates when its grid differs;
+(b) a companion image of the same session (T2w or T1w): its cord is segmented, carried into this
+    image's grid through scanner coordinates, and refined by a rigid registration around the
+    cord when the acquisitions moved — the normal route for iron-mode T2*w;
+(c) automatic on the image itself, with an optional seed for hard contrasts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Literal
+
+import numpy as np
+
+from graftimg.errors import SegmentationError
+from graftimg.io.volume import Volume, load_volume
+
+__all__ = ["CordResult", "cord_for_session", "resolve_contrast"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CordResult:
+    """The cord mask of a session and how it was obtained.
+
+    Attributes
+    ----------
+    mask : (X, Y, Z) ndarray of bool
+        Cord mask in the session image's canonical grid.
+    source : {'mask', 'companion', 'image'}
+        Which route gave it.
+    confidence : float
+        1 for a user mask; the automatic segmentation's confidence otherwise.
+    flags : tuple of str
+        ``cord_uncertain`` and its reasons, ``cord_mask_resampled``, ``registration_poor``...
+    csa_mm2 : (Z,) ndarray
+        Cross-sectional area per axial slice of the canonical grid, mm².
+    details : dict
+        JSON-ready facts (contrast, method, registration numbers).
+    """
+
+    mask: np.ndarray
+    source: Literal["mask", "companion", "image"]
+    confidence: float
+    flags: tuple[str, ...]
+    csa_mm2: np.ndarray
+    details: dict[str, Any]
+
+
+def resolve_contrast(contrast: str, volume: Volume) -> str:
+    """The contrast to segment ``volume`` with: explicit, or from its BIDS suffix."""
+    from graftimg.segment.contrast import check_contrast, contrast_from_name
+
+    if contrast != "auto":
+        return check_contrast(contrast)
+    if volume.source is None:
+        raise SegmentationError(
+            "contrast 'auto' needs a file name with a BIDS suffix",
+            hint="pass --contrast t1|t2|t2s|mt",
+        )
+    return contrast_from_name(volume.source)
+
+
+def _csa(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    return mask.sum(axis=(0, 1)) * spacing[0] * spacing[1]
+
+
+def _same_grid(a: Volume, b: Volume) -> bool:
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=1e-3)
+
+
+def _carry(mask: np.ndarray, source: Volume, target: Volume, transform=None) -> np.ndarray:
+    """Carry a mask from ``source``'s grid into ``target``'s through scanner coordinates."""
+    from graftimg.register.resample import resample_to_grid
+
+    fraction = resample_to_grid(
+        mask.astype(np.float32),
+        source.affine,
+        target.affine,
+        target.shape,
+        world_transform=transform,
+        order=1,
+    )
+    return np.asarray(fraction) >= 0.5
+
+
+def cord_for_session(
+    volume: Volume,
+    *,
+    cord_mask: str | os.PathLike | None = None,
+    cord_from: str | os.PathLike | None = None,
+    seed_voxel: tuple[float, float, float] | None = None,
+    contrast: str = "auto",
+    companion_contrast: str = "auto",
+    scale: Literal["human", "rodent"] = "human",
+    refine_registration: bool = True,
+    load_options: dict[str, Any] | None = None,
+) -> CordResult:
+    """Get the cord of ``volume`` by the first route that is given.
+
+    Parameters
+    ----------
+    volume : Volume
+        The session image.
+    cord_mask : path-like, optional
+        Route (a): a binary cord mask file.
+    cord_from : path-like, optional
+        Route (b): a companion image of the same session (T2w/T1w).
+    seed_voxel : tuple of 3 float, optional
+        Route (c): one canonical voxel inside the cord.
+    contrast, companion_contrast : str
+        Contrast of the image and of the companion (``auto`` reads the BIDS suffix).
+    scale : {'human', 'rodent'}
+        Size priors of the automatic segmentation.
+    refine_registration : bool
+        Route (b): refine the companion's position by rigid registration around the cord.
+    load_options : dict, optional
+        Passed to :func:`load_volume` for the mask or companion.
+
+    Returns
+    -------
+    CordResult
+    """
+    from graftimg.segment.cord import segment_cord
+
+    opts = dict(load_options or {})
+    spacing = volume.spacing
+    if cord_mask is not None:
+        given = load_volume(cord_mask, **opts)
+        flags: list[str] = []
+        if _same_grid(given, volume):
+            mask = given.data > 0.5
+        else:
+            mask = _carry(given.data > 0.5, given, volume)
+            flags.append("cord_mask_resampled")
+        if not mask.any():
+            raise SegmentationError(
+                "the cord mask is empty in this image's field of view",
+                path=cord_mask,
+                hint="check that the mask belongs to this image",
+            )
+        return CordResult(
+            mask, "mask", 1.0, tuple(flags), _csa(mask, spacing), {"cord_mask": str(cord_mask)}
+        )
+
+    if cord_from is not None:
+        companion = load_volume(cord_from, **opts)
+        comp_contrast = resolve_contrast(companion_contrast, companion)
+        seg = segment_cord(
+            companion.data, spacing=companion.spacing, contrast=comp_contrast, scale=scale
+        )
+        flags = list(seg.flags)
+        details: dict[str, Any] = {
+            "cord_from": str(cord_from),
+            "companion_contrast": comp_contrast,
+            "companion_confidence": seg.confidence,
+            "method": seg.method,
+        }
+        transform = None
+        if refine_registration:
+            transform, reg_details = _refine(volume, companion, seg.mask)
+            details.update(reg_details)
+            if reg_details.get("registration_poor"):
+                flags.append("registration_poor")
+        mask = _carry(seg.mask, companion, volume, transform)
+        if not mask.any():
+            raise SegmentationError(
+                "the companion's cord does not overlap this image's field of view",
+                path=cord_from,
+                hint="check that both images are of the same session",
+            )
+        return CordResult(
+            mask,
+            "companion",
+            float(seg.confidence),
+            tuple(sorted(set(flags))),
+            _csa(mask, spacing),
+            details,
+        )
+
+    own = resolve_contrast(contrast, volume)
+    seg = segment_cord(
+        volume.data, spacing=spacing, contrast=own, seed_voxel=seed_voxel, scale=scale
+    )
+    details = {"contrast": own, "method": seg.method, **dict(seg.details)}
+    if seed_voxel is not None:
+        details["seed_voxel"] = [float(v) for v in seed_voxel]
+    return CordResult(
+        np.asarray(seg.mask, dtype=bool),
+        "image",
+        float(seg.confidence),
+        tuple(seg.flags),
+        np.asarray(seg.csa_mm2, dtype=float),
+        details,
+    )
+
+
+def _refine(target: Volume, companion: Volume, companion_cord: np.ndarray):
+    """Rigid registration of the companion onto the target around the carried cord."""
+    from scipy import ndimage
+
+    from graftimg.register.rigid import register_rigid
+
+    carried = _carry(companion_cord, companion, target)
+    if not carried.any():
+        return None, {"registration": "skipped: cord outside the target's field of view"}
+    # Metric mask: the carried cord dilated by about 3 mm (cord and its CSF ring).
+    radius = [max(1, round(3.0 / s)) for s in target.spacing]
+    structure = np.ones([2 * r + 1 for r in radius], dtype=bool)
+    metric_mask = ndimage.binary_dilation(carried, structure=structure)
+    center = target.voxel_to_world(np.argwhere(carried).mean(axis=0))
+    reg = register_rigid(
+        target.data,
+        target.affine,
+        companion.data,
+        companion.affine,
+        fixed_mask=metric_mask,
+        center_mm=center,
+        metric="mattes",
+    )
+    details = {
+        "registration": "rigid, Mattes MI, cord-masked",
+        "registration_correlation": float(reg.correlation),
+        "registration_translation_mm": [float(v) for v in reg.translation_mm],
+        "registration_rotation_deg": float(reg.rotation_deg),
+        "registration_poor": bool(reg.correlation < 0.5),
+    }
+    return reg.world_transform, details

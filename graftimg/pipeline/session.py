@@ -1,0 +1,374 @@
+"""One session end to end: load → preprocess → cord → injection window → graft → measure → write.
+
+This module is where stages are chained; each stage stays a plain function on arrays. Nothing is
+written until every step has succeeded, every write is atomic, and the JSON is written last: its
+presence (with matching parameter and input hashes) marks a finished session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from graftimg.errors import ConfigError, OutputError, SegmentationError
+from graftimg.io.atomic import write_json_atomic
+from graftimg.io.volume import Volume, load_volume, save_like
+from graftimg.pipeline.config import PipelineConfig
+from graftimg.pipeline.cord import CordResult, cord_for_session
+from graftimg.provenance import provenance_record
+
+__all__ = ["SessionResult", "json_ready", "output_paths", "run_session", "segment_volume"]
+
+Mode = Literal["iron", "t2"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SessionResult:
+    """What :func:`segment_volume` found (canonical grid) and the JSON-ready summary."""
+
+    volume: Volume
+    cord: CordResult
+    graft_mask: np.ndarray
+    cyst_mask: np.ndarray
+    summary: dict[str, Any]
+
+
+def output_paths(out_prefix: str | os.PathLike) -> dict[str, Path]:
+    """Files ``graftimg segment`` writes for ``OUT_PREFIX``."""
+    prefix = str(out_prefix)
+    return {
+        "graft_mask": Path(f"{prefix}_label-graft_mask.nii.gz"),
+        "cord_mask": Path(f"{prefix}_label-cord_mask.nii.gz"),
+        "cyst_mask": Path(f"{prefix}_label-cyst_mask.nii.gz"),
+        "json": Path(f"{prefix}_graft.json"),
+    }
+
+
+def _site_voxel(
+    volume: Volume,
+    injection_world: tuple[float, float, float] | None,
+    injection_voxel: tuple[float, float, float] | None,
+) -> np.ndarray | None:
+    if injection_world is not None and injection_voxel is not None:
+        raise ConfigError("give the injection site in world mm or as a voxel, not both")
+    if injection_world is not None:
+        site = volume.world_to_voxel(injection_world)
+    elif injection_voxel is not None:
+        site = volume.stored_to_canonical_index(injection_voxel)
+    else:
+        return None
+    if np.any(site < -0.5) or np.any(site > np.asarray(volume.shape) - 0.5):
+        raise SegmentationError(
+            f"injection site maps to voxel {np.round(site, 1).tolist()}, outside the image "
+            f"(shape {list(volume.shape)})",
+            path=volume.source,
+            hint="--injection is scanner RAS mm; --injection-voxel is an index of the stored file",
+        )
+    return site
+
+
+def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[str, Any]:
+    from graftimg.measure.volume import volume_mm3
+
+    return {
+        "mode": mode,
+        "graft_n_voxels": 0,
+        "graft_volume_mm3": 0.0,
+        "graft_volume_pv_mm3": 0.0,
+        "graft_volume_low_mm3": 0.0,
+        "graft_volume_high_mm3": 0.0,
+        "cyst_volume_mm3": 0.0,
+        "cord_volume_mm3": volume_mm3(cord, spacing=volume.spacing),
+        "voxel_size_mm": list(volume.spacing),
+        "lesion_metrics": None,
+        "components": [],
+    }
+
+
+def segment_volume(
+    volume: Volume,
+    *,
+    mode: Mode,
+    injection_world: tuple[float, float, float] | None = None,
+    injection_voxel: tuple[float, float, float] | None = None,
+    cord_mask: str | os.PathLike | None = None,
+    cord_from: str | os.PathLike | None = None,
+    cord_seed_world: tuple[float, float, float] | None = None,
+    cord_seed_voxel: tuple[float, float, float] | None = None,
+    config: PipelineConfig | None = None,
+    load_options: dict[str, Any] | None = None,
+) -> SessionResult:
+    """Run the whole analysis of one image in memory (no file is written).
+
+    Parameters
+    ----------
+    volume : Volume
+        The session image (T2*w/GRE for ``iron``, T2w for ``t2``).
+    mode : {'iron', 't2'}
+        Graft mode.
+    injection_world : tuple of 3 float, optional
+        Injection site in scanner RAS mm.
+    injection_voxel : tuple of 3 float, optional
+        Injection site as a voxel index of the file as stored on disk.
+    cord_mask, cord_from : path-like, optional
+        Cord routes (a) and (b), see :func:`graftimg.pipeline.cord.cord_for_session`.
+    cord_seed_world, cord_seed_voxel : tuple of 3 float, optional
+        A point inside the cord for route (c), in scanner mm or stored voxel index.
+    config : PipelineConfig, optional
+        Parameters (defaults when absent).
+    load_options : dict, optional
+        Passed to :func:`load_volume` for companion files.
+
+    Returns
+    -------
+    SessionResult
+    """
+    from graftimg.measure.graft import measure_graft
+    from graftimg.preprocess.bias import correct_bias
+    from graftimg.preprocess.body import body_mask
+    from graftimg.preprocess.noise import estimate_noise
+    from graftimg.segment.centerline import fit_centerline
+    from graftimg.segment.graft import segment_graft
+    from graftimg.segment.injection import propose_injection_site
+
+    if mode not in ("iron", "t2"):
+        raise ConfigError(f"mode must be 'iron' or 't2', got {mode!r}")
+    config = config or PipelineConfig()
+    scale = config.resolve_scale(volume.spacing)
+    params = config.resolved(scale)
+    graft_params = config.graft_params(scale)
+    timings: dict[str, float] = {}
+    flags: list[str] = []
+    spacing = volume.spacing
+
+    site = _site_voxel(volume, injection_world, injection_voxel)
+    seed = None
+    if cord_seed_world is not None:
+        seed = tuple(float(v) for v in volume.world_to_voxel(cord_seed_world))
+    elif cord_seed_voxel is not None:
+        seed = tuple(float(v) for v in volume.stored_to_canonical_index(cord_seed_voxel))
+
+    t0 = time.perf_counter()
+    body = body_mask(volume.data, spacing=spacing)
+    image = volume.data
+    preprocess: dict[str, Any] = {"bias_correction": False}
+    if config.preprocess.bias_correction:
+        corrected = correct_bias(
+            volume.data,
+            spacing=spacing,
+            mask=body,
+            shrink_factor=params["preprocess"]["shrink_factor"],
+            n_levels=config.preprocess.n4_levels,
+            n_iterations=config.preprocess.n4_iterations,
+        )
+        image = corrected.image
+        field_in_body = corrected.field[corrected.mask]
+        preprocess = {
+            "bias_correction": True,
+            "bias_field_range": [float(field_in_body.min()), float(field_in_body.max())]
+            if field_in_body.size
+            else None,
+        }
+    noise = estimate_noise(volume.data, spacing=spacing, body=body)
+    preprocess["noise_sigma"] = float(noise.sigma)
+    preprocess["noise_method"] = noise.method
+    timings["preprocess_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    cord = cord_for_session(
+        volume,
+        cord_mask=cord_mask,
+        cord_from=cord_from,
+        seed_voxel=seed,
+        contrast=config.cord.contrast,
+        scale=scale,
+        refine_registration=config.cord.refine_registration,
+        load_options=load_options,
+    )
+    flags += list(cord.flags)
+    if not cord.mask.any():
+        raise SegmentationError(
+            "no cord was found",
+            path=volume.source,
+            hint="give a cord mask (--cord-mask), a companion (--cord-from) or a seed",
+        )
+    centerline = fit_centerline(cord.mask, spacing=spacing)
+    timings["cord_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    site_source = "given"
+    summary_extra: dict[str, Any] = {}
+    if site is None:
+        proposed, site_score = propose_injection_site(
+            image, cord.mask, spacing=spacing, mode=mode, k_sigma=graft_params.k_sigma
+        )
+        site_source = "proposed"
+        flags.append("injection_site_automatic")
+        summary_extra["injection_site_score"] = float(site_score)
+        site = None if proposed is None else np.asarray(proposed, dtype=float)
+    cord_slices = np.flatnonzero(cord.mask.any(axis=(0, 1)))
+    if site is not None and not cord.mask[:, :, int(np.clip(round(site[2]), 0, None))].any():
+        # Keep the site's slice on the cord (a site a few slices past the cord's end).
+        nearest = cord_slices[np.argmin(np.abs(cord_slices - site[2]))]
+        flags.append("site_moved_onto_cord")
+        site = np.array([site[0], site[1], float(nearest)])
+
+    if site is None:
+        flags.append("no_graft_found")
+        graft = np.zeros(volume.shape, bool)
+        cyst = np.zeros(volume.shape, bool)
+        measurements = _empty_measurements(volume, cord.mask, mode)
+        seg_flags: tuple[str, ...] = ()
+    else:
+        s_mm = centerline.along_cord_mm(float(site[2]))
+        seg = segment_graft(
+            image,
+            cord.mask,
+            s_mm,
+            tuple(site),
+            spacing=spacing,
+            mode=mode,
+            params=graft_params,
+            noise_sigma=noise.sigma,
+        )
+        timings["graft_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        graft, cyst = seg.graft_mask, seg.cyst_mask
+        seg_flags = seg.flags
+        measurements = measure_graft(
+            image,
+            seg,
+            cord.mask,
+            spacing=spacing,
+            centerline=centerline,
+            noise_sigma=noise.sigma,
+            metadata=volume.metadata,
+        )
+        measurements["reference_n_voxels"] = int(seg.reference.n_voxels)
+        timings["measure_s"] = time.perf_counter() - t0
+
+    site_world = None if site is None else [float(v) for v in volume.voxel_to_world(site)]
+    cord_snr = float(np.median(volume.data[cord.mask]) / noise.sigma) if noise.sigma > 0 else None
+    summary: dict[str, Any] = {
+        **measurements,
+        "flags": sorted(set(flags) | set(seg_flags)),
+        "scale": scale,
+        "injection_site_mm": site_world,
+        "injection_site_source": site_source,
+        **summary_extra,
+        "cord": {
+            "source": cord.source,
+            "confidence": cord.confidence,
+            "flags": list(cord.flags),
+            **{k: v for k, v in cord.details.items() if k != "per_slice"},
+        },
+        "preprocess": preprocess,
+        "snr_cord": cord_snr,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "params": params,
+    }
+    return SessionResult(volume, cord, graft, cyst, summary)
+
+
+def run_session(
+    image: str | os.PathLike,
+    out_prefix: str | os.PathLike,
+    *,
+    mode: Mode,
+    config: PipelineConfig | None = None,
+    load_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> SessionResult:
+    """Segment one image file and write masks and ``OUT_PREFIX_graft.json``.
+
+    Masks are written in the input's own grid and orientation. Nothing is written unless the
+    whole analysis succeeded; the JSON, with provenance, is written last.
+
+    Parameters
+    ----------
+    image : path-like
+        The session image.
+    out_prefix : path-like
+        Output prefix; its folder is created if needed.
+    mode : {'iron', 't2'}
+        Graft mode.
+    config : PipelineConfig, optional
+        Parameters.
+    load_options : dict, optional
+        Passed to :func:`load_volume` (``affine_from``, ``nonfinite``, ``volume_index``).
+    **options
+        Passed to :func:`segment_volume` (injection site, cord routes).
+
+    Returns
+    -------
+    SessionResult
+    """
+    t_start = time.perf_counter()
+    config = config or PipelineConfig()
+    load_options = dict(load_options or {})
+    volume = load_volume(image, **load_options)
+    companion_options = {k: v for k, v in load_options.items() if k != "volume_index"}
+    result = segment_volume(
+        volume, mode=mode, config=config, load_options=companion_options, **options
+    )
+
+    paths = output_paths(out_prefix)
+    folder = paths["json"].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder ({err})", path=folder) from None
+
+    inputs = {"image": image}
+    for key in ("cord_mask", "cord_from"):
+        if options.get(key) is not None:
+            inputs[key] = options[key]
+    summary = dict(result.summary)
+    summary["provenance"] = provenance_record(
+        params={
+            **summary.pop("params"),
+            "mode": mode,
+            "options": {k: v for k, v in options.items() if v is not None},
+        },
+        inputs=inputs,
+    )
+    summary["outputs"] = {}
+    save_like(result.graft_mask, volume, paths["graft_mask"], description="graftimg graft")
+    save_like(result.cord.mask, volume, paths["cord_mask"], description="graftimg cord")
+    summary["outputs"]["graft_mask"] = paths["graft_mask"].name
+    summary["outputs"]["cord_mask"] = paths["cord_mask"].name
+    if mode == "t2":
+        save_like(result.cyst_mask, volume, paths["cyst_mask"], description="graftimg cyst")
+        summary["outputs"]["cyst_mask"] = paths["cyst_mask"].name
+    summary["source"] = str(image)
+    summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
+    write_json_atomic(paths["json"], json_ready(summary), default=_json_default)
+    return dataclasses.replace(result, summary=summary)
+
+
+def json_ready(obj: Any) -> Any:
+    """Replace NaN/Inf floats by None, recursively (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
