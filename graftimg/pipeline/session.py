@@ -205,7 +205,12 @@ def segment_volume(
     summary_extra: dict[str, Any] = {}
     if site is None:
         proposed, site_score = propose_injection_site(
-            image, cord.mask, spacing=spacing, mode=mode, k_sigma=graft_params.k_sigma
+            image,
+            cord.mask,
+            spacing=spacing,
+            mode=mode,
+            k_sigma=graft_params.k_sigma,
+            min_cluster_volume_mm3=graft_params.min_component_volume_mm3,
         )
         site_source = "proposed"
         flags.append("injection_site_automatic")

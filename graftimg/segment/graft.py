@@ -1,0 +1,876 @@
+"""Graft voxels around the injection site, in ``iron`` and ``t2`` modes (pipeline step 6).
+
+Every decision is relative to the reference statistics of normal-appearing cord
+(:func:`graftimg.segment.reference.reference_stats`: median ``μ`` and ``σ = 1.4826·MAD``), so a
+global intensity gain changes no result and a lower ``k`` never gives a smaller graft.
+
+``iron`` (T2*w/GRE/SWI, iron-labelled cells)
+    Graft = voxels darker than ``μ − kσ`` in the search region: the cord dilated one voxel
+    in-plane within the window ``|s| ≤ L``, because blooming reaches past the cord.
+``t2`` (T2w, unlabelled cells)
+    Graft = voxels brighter than ``μ + kσ`` inside the cord within the window. The outer layer
+    of the cord mask (one voxel in-plane) is left out of the search, because CSF partial volume
+    makes it bright all along the cord; it is added back only where it touches a kept graft
+    component and is itself above threshold. CSF-like voxels are split off as **cyst**:
+
+    - cyst cores are CSF-like voxels: ``≥ μ_CSF − 2σ_CSF`` (METHODS pipeline step 6), where
+      ``μ_CSF, σ_CSF`` come from a CSF ring just outside the cord
+      (:func:`graftimg.segment.reference.csf_stats`), or at least 75 % of the way from the
+      graft tissue level to ``μ_CSF`` (a small cyst in thick slices has no pure-CSF voxel: a
+      0.1 mm³ rodent cyst peaked at 93 % of CSF); the core level is never allowed below the
+      cord–CSF midpoint ``(μ + μ_CSF)/2`` (flag ``csf_contrast_low`` when it had to be
+      raised); a single core voxel is enough;
+    - cores grow, through 26-connected graft voxels, into every voxel at or above the midpoint
+      between the level of the tissue around that cyst (graft or normal cord: the median two
+      face-steps outside it along the fine axes) and ``μ_CSF``. A voxel there is more than
+      half CSF when it mixes tissue and CSF linearly, so the binary cyst volume is unbiased by
+      partial volume at its wall; the CSF-like rule alone shaves off a half-voxel shell and,
+      because ``σ_CSF`` measures the ring's noise and not the cyst's partial volume or
+      residual bias, misses small cysts (a 10 mm³ cyst at 0.8 mm had one voxel above it);
+    - cysts smaller than ``min_component_volume_mm3`` return to the graft;
+    - a cyst in normal-appearing cord (the tissue around it is below the graft threshold) has
+      a rim of cord–CSF partial-volume voxels above the threshold; they belong to neither mask.
+
+    The midpoint rule is not used without cores: oedema and graft tissue reach 0.6–0.85 of CSF
+    on T2w (METHODS §4.3), so bright tissue with no CSF-like voxel stays tissue. T2w alone
+    cannot tell oedema at ≥ 0.9 of CSF from a cyst (METHODS §1.2); it is counted as cyst.
+
+Common steps: one-voxel-cross opening over the fine axes only (a 3D cross for isotropic data,
+an in-plane cross for thick slices) followed by one conditional dilation step that restores the
+staircase corners of real objects, hole filling slice by slice, connected components with
+26-connectivity; a component is **kept** when it is at least ``min_component_volume_mm3`` and
+its nearest voxel (as a box) lies within ``site_distance_mm`` of the injection site (distance 0
+when one of its voxels holds the site). Optional region growing (SimpleITK
+``ConnectedThreshold`` or ``ConfidenceConnected``) from the deepest graft voxel is off by
+default.
+
+The same chain runs at ``k − 1`` ("sensitive") and ``k + 1`` ("strict") for the uncertainty band;
+the cyst (and its rim) found at ``k`` is removed from all three, so
+``strict ⊆ graft ⊆ sensitive``.
+
+The input should be bias-corrected (N4, pipeline step 2): thresholds are global within the
+window, so a residual bias along the cord of a few σ shifts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+from graftimg.errors import ConfigError, SegmentationError
+from graftimg.segment.injection import center_on_site, injection_window
+from graftimg.segment.reference import (
+    ReferenceStats,
+    _check_inputs,
+    _check_spacing,
+    _cross,
+    _fill_holes_per_slice,
+    _fine_axes,
+    _inplane_dilate,
+    _inplane_erode,
+    _open_fine,
+    csf_stats,
+    reference_stats,
+)
+
+__all__ = [
+    "GraftComponent",
+    "GraftLevels",
+    "GraftParams",
+    "GraftSegmentation",
+    "segment_graft",
+]
+
+_FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+_RAYLEIGH_MEAN = float(np.sqrt(np.pi / 2.0))
+
+Mode = Literal["iron", "t2"]
+Refine = Literal["none", "connected_threshold", "confidence_connected"]
+
+_SCALES: dict[str, dict[str, float]] = {
+    # Human cord (≈ 8.5 × 12.5 mm), grafts 20–500 mm³, voxels 0.5–0.8 mm in-plane.
+    "human": {},
+    # Rat/mouse cord (≈ 2.2 × 3.2 mm), grafts 0.5–10 mm³, voxels ≈ 0.1 mm in-plane, CSF rim
+    # 0.1–0.3 mm.
+    "rodent": {
+        "window_half_length_mm": 5.0,
+        "reference_band_mm": 4.0,
+        "min_component_volume_mm3": 0.005,
+        "site_distance_mm": 2.0,
+        "csf_ring_width_mm": 0.2,
+    },
+}
+
+
+@dataclass(frozen=True)
+class GraftParams:
+    """Parameters of graft detection, with units in the names (defaults: human scale).
+
+    Use :meth:`for_scale` for the rodent defaults. Every value is recorded in provenance.
+
+    Attributes
+    ----------
+    window_half_length_mm : float
+        Half-length ``L`` of the injection window along the cord (human 30, rodent 5).
+    reference_band_mm : float
+        Length of each reference band beyond the window (human 10, rodent 4; METHODS: 3–5).
+    reference_erode_voxels : int
+        In-plane erosion of the cord for the reference (1).
+    reference_min_voxels : int
+        Fewer reference voxels than this: widen the region and flag ``reference_too_small``
+        (200; also the minimum for the CSF ring).
+    search_dilate_voxels : int
+        ``iron``: in-plane dilation of the cord for the search region, in voxels (1).
+    t2_exclude_rim_voxels : int
+        ``t2``: outer cord layer left out of the search (CSF partial volume), in voxels (1).
+    k_sigma : float
+        Threshold in robust SDs (3; METHODS §1.1).
+    band_k_sigma : float
+        Step of the threshold sweep: the uncertainty band uses ``k ± band_k_sigma`` (1).
+    min_component_volume_mm3 : float
+        Smallest kept component, in mm³ (human 1.0 ≈ 2 voxels of 0.8 mm; rodent 0.005 = 5
+        voxels of 0.1 mm).
+    site_distance_mm : float
+        Largest distance from the site to a kept component's nearest voxel, in mm (human 10,
+        rodent 2).
+    csf_ring_gap_voxels : int
+        ``t2``: voxels skipped between cord and CSF ring (1).
+    csf_ring_width_mm : float
+        ``t2``: radial width of the CSF ring (human 1.5, rodent 0.2).
+    cyst_csf_k_sigma : float
+        ``t2``: a voxel ``≥ μ_CSF − cyst_csf_k_sigma · σ_CSF`` is a cyst core (2).
+    cyst_core_fraction : float
+        ``t2``: so is a voxel at least this fraction of the way from the graft tissue level to
+        ``μ_CSF`` (0.75: ≈ 0.9 of CSF for tissue at 0.6, the lower end of cysts and above
+        oedema in METHODS §4.3; catches small cysts without a pure-CSF voxel).
+    min_snr : float
+        Flag ``low_snr`` when ``μ / σ_noise`` (or ``μ / σ`` without a noise estimate) is below
+        this (5; METHODS §1.1: thresholds are unreliable below ≈ 5).
+    refine : {"none", "connected_threshold", "confidence_connected"}
+        Optional region growing from the most abnormal kept voxel ("none").
+    confidence_multiplier : float
+        ``ConfidenceConnected`` multiplier (2.5).
+    confidence_iterations : int
+        ``ConfidenceConnected`` iterations (3).
+    confidence_radius_voxels : int
+        ``ConfidenceConnected`` initial neighbourhood radius, in voxels (1).
+
+    Examples
+    --------
+    >>> p = GraftParams.for_scale("rodent", k_sigma=2.5)
+    >>> p.window_half_length_mm, p.reference_band_mm, p.k_sigma
+    (5.0, 4.0, 2.5)
+    """
+
+    window_half_length_mm: float = 30.0
+    reference_band_mm: float = 10.0
+    reference_erode_voxels: int = 1
+    reference_min_voxels: int = 200
+    search_dilate_voxels: int = 1
+    t2_exclude_rim_voxels: int = 1
+    k_sigma: float = 3.0
+    band_k_sigma: float = 1.0
+    min_component_volume_mm3: float = 1.0
+    site_distance_mm: float = 10.0
+    csf_ring_gap_voxels: int = 1
+    csf_ring_width_mm: float = 1.5
+    cyst_csf_k_sigma: float = 2.0
+    cyst_core_fraction: float = 0.75
+    min_snr: float = 5.0
+    refine: Refine = "none"
+    confidence_multiplier: float = 2.5
+    confidence_iterations: int = 3
+    confidence_radius_voxels: int = 1
+
+    def __post_init__(self) -> None:
+        positive = (
+            "window_half_length_mm",
+            "reference_band_mm",
+            "k_sigma",
+            "csf_ring_width_mm",
+            "confidence_multiplier",
+            "cyst_core_fraction",
+        )
+        non_negative = (
+            "reference_erode_voxels",
+            "reference_min_voxels",
+            "search_dilate_voxels",
+            "t2_exclude_rim_voxels",
+            "band_k_sigma",
+            "min_component_volume_mm3",
+            "site_distance_mm",
+            "csf_ring_gap_voxels",
+            "cyst_csf_k_sigma",
+            "min_snr",
+            "confidence_iterations",
+            "confidence_radius_voxels",
+        )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "refine":
+                if value not in ("none", "connected_threshold", "confidence_connected"):
+                    raise ConfigError(
+                        f"refine must be 'none', 'connected_threshold' or "
+                        f"'confidence_connected', got {value!r}"
+                    )
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{f.name} must be a number, got {value!r}")
+            if not np.isfinite(value):
+                raise ConfigError(f"{f.name} must be finite, got {value!r}")
+            if f.name in positive and not value > 0:
+                raise ConfigError(f"{f.name} must be positive, got {value!r}")
+            if f.name in non_negative and value < 0:
+                raise ConfigError(f"{f.name} must not be negative, got {value!r}")
+        if self.cyst_core_fraction > 1:
+            raise ConfigError(
+                f"cyst_core_fraction must be at most 1, got {self.cyst_core_fraction!r}"
+            )
+
+    @classmethod
+    def for_scale(cls, scale: Literal["human", "rodent"], **overrides: object) -> GraftParams:
+        """Defaults for a human or rodent cord, with optional overrides.
+
+        Parameters
+        ----------
+        scale : {"human", "rodent"}
+            Species scale.
+        **overrides
+            Any field of :class:`GraftParams`.
+
+        Returns
+        -------
+        GraftParams
+            The parameters.
+        """
+        if scale not in _SCALES:
+            raise ConfigError(f"scale must be 'human' or 'rodent', got {scale!r}")
+        return cls(**{**_SCALES[scale], **overrides})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class GraftLevels:
+    """Intensity levels used for one segmentation (image units).
+
+    Attributes
+    ----------
+    normal : float
+        Normal cord level ``μ`` (reference median).
+    sigma : float
+        Reference robust SD ``σ``.
+    threshold : float
+        ``μ − kσ`` (iron) or ``μ + kσ`` (t2).
+    threshold_strict : float
+        Threshold at ``k + band_k_sigma``.
+    threshold_sensitive : float
+        Threshold at ``k − band_k_sigma``.
+    full : float
+        Level of a voxel entirely graft, for partial-volume weights
+        ``clip((I − normal)/(full − normal), 0, 1)``: iron → the void (noise-floor) level
+        ``σ_noise·√(π/2)``; t2 → the median of the graft voxels (NaN when there are none).
+    full_source : str
+        ``"noise_sigma"`` (iron, noise estimate given), ``"reference_sigma"`` (iron, σ used as an
+        upper bound of the noise SD) or ``"graft_median"`` (t2).
+    cyst_threshold : float
+        t2: CSF-like level of cyst cores; NaN in iron mode or when no split was possible.
+    cyst_grow_threshold : float
+        t2: the cyst boundary, midpoint between the tissue around the (largest) cyst and CSF;
+        NaN otherwise.
+    cyst_full : float
+        t2: CSF level ``μ_CSF`` (full level of cyst voxels); NaN otherwise.
+    """
+
+    normal: float
+    sigma: float
+    threshold: float
+    threshold_strict: float
+    threshold_sensitive: float
+    full: float
+    full_source: str
+    cyst_threshold: float = float("nan")
+    cyst_grow_threshold: float = float("nan")
+    cyst_full: float = float("nan")
+
+
+@dataclass(frozen=True)
+class GraftComponent:
+    """One 26-connected candidate component at the main threshold.
+
+    Attributes
+    ----------
+    label : int
+        Label number (1-based) in the candidate labelling.
+    n_voxels : int
+        Voxel count.
+    volume_mm3 : float
+        Voxel count × voxel volume, in mm³.
+    centroid_voxel : tuple of float
+        Centroid in canonical voxel coordinates.
+    distance_to_site_mm : float
+        Distance from the injection site to the nearest voxel of the component (each voxel
+        taken as its box), in mm; 0 when one of its voxels holds the site.
+    kept : bool
+        Whether it is part of the graft.
+    reason : str
+        ``"kept"``, ``"too_small"`` or ``"far_from_site"``.
+    """
+
+    label: int
+    n_voxels: int
+    volume_mm3: float
+    centroid_voxel: tuple[float, float, float]
+    distance_to_site_mm: float
+    kept: bool
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class GraftSegmentation:
+    """Result of :func:`segment_graft`.
+
+    Attributes
+    ----------
+    mode : {"iron", "t2"}
+        Contrast mode.
+    graft_mask : (X, Y, Z) ndarray of bool
+        Graft voxels at ``k`` (t2: without cyst).
+    cyst_mask : (X, Y, Z) ndarray of bool
+        Cyst voxels (t2; all False in iron mode).
+    graft_mask_strict : (X, Y, Z) ndarray of bool
+        Graft at ``k + band_k_sigma`` (the low end of the uncertainty band).
+    graft_mask_sensitive : (X, Y, Z) ndarray of bool
+        Graft at ``k − band_k_sigma`` (the high end of the uncertainty band).
+    search_mask : (X, Y, Z) ndarray of bool
+        Where graft voxels were looked for (window ∩ dilated cord, or ∩ cord in t2).
+    s_from_site_mm : (Z,) ndarray
+        Along-cord distance of each slice from the site, in mm (NaN off-cord).
+    reference : ReferenceStats
+        Normal-cord statistics.
+    csf_reference : ReferenceStats or None
+        CSF statistics (t2 mode).
+    levels : GraftLevels
+        Thresholds and levels used.
+    components : tuple of GraftComponent
+        Every candidate component at ``k`` after clean-up, kept or not.
+    flags : tuple of str
+        Sorted, e.g. ``no_graft_found``, ``reference_too_small``, ``low_snr``,
+        ``graft_touches_window_edge``, ``graft_extends_beyond_search_region``,
+        ``components_far_from_site``, ``site_outside_cord``, ``threshold_near_noise_floor``,
+        ``csf_contrast_low``, ``csf_reference_too_small``.
+    site_voxel : tuple of float
+        Injection site used, canonical voxel coordinates.
+    spacing : tuple of float
+        Voxel size in mm.
+    params : GraftParams
+        Parameters used.
+    """
+
+    mode: Mode
+    graft_mask: np.ndarray
+    cyst_mask: np.ndarray
+    graft_mask_strict: np.ndarray
+    graft_mask_sensitive: np.ndarray
+    search_mask: np.ndarray
+    s_from_site_mm: np.ndarray
+    reference: ReferenceStats
+    csf_reference: ReferenceStats | None
+    levels: GraftLevels
+    components: tuple[GraftComponent, ...]
+    flags: tuple[str, ...]
+    site_voxel: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+    params: GraftParams = field(default_factory=GraftParams)
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel, in mm³."""
+        return float(np.prod(self.spacing))
+
+    @property
+    def n_voxels(self) -> int:
+        """Number of graft voxels."""
+        return int(self.graft_mask.sum())
+
+    @property
+    def volume_mm3(self) -> float:
+        """Binary graft volume (voxel count × voxel volume), in mm³."""
+        return self.n_voxels * self.voxel_volume_mm3
+
+    @property
+    def cyst_volume_mm3(self) -> float:
+        """Binary cyst volume, in mm³."""
+        return int(self.cyst_mask.sum()) * self.voxel_volume_mm3
+
+
+def segment_graft(
+    image: np.ndarray,
+    cord_mask: np.ndarray,
+    s_mm: np.ndarray,
+    site_voxel: Sequence[float],
+    *,
+    spacing: Sequence[float],
+    mode: Mode,
+    params: GraftParams | None = None,
+    noise_sigma: float | None = None,
+) -> GraftSegmentation:
+    """Segment the graft near the injection site.
+
+    Parameters
+    ----------
+    image : (X, Y, Z) ndarray
+        Canonical (RAS+) image, bias-corrected.
+    cord_mask : (X, Y, Z) ndarray of bool
+        Cord mask on the same grid.
+    s_mm : (Z,) ndarray
+        Signed along-cord distance of each axial slice in mm, NaN where there is no cord; any
+        origin (it is re-centred on the site's slice with :func:`center_on_site`).
+    site_voxel : sequence of 3 float
+        Injection site in canonical voxel coordinates (may be fractional).
+    spacing : sequence of 3 float
+        Voxel size in mm.
+    mode : {"iron", "t2"}
+        ``iron``: dark voids; ``t2``: bright intramedullary tissue with cysts split off.
+    params : GraftParams, optional
+        Parameters; default ``GraftParams()`` (human scale).
+    noise_sigma : float, optional
+        Noise SD of the magnitude image (same units), e.g. from the background. Used for the
+        iron void level and the SNR flag; without it ``σ`` stands in (an upper bound).
+
+    Returns
+    -------
+    GraftSegmentation
+        Masks, levels, reference statistics, components and flags. Finding nothing is not an
+        error: the masks are empty and ``no_graft_found`` is flagged.
+
+    Raises
+    ------
+    SegmentationError
+        If the site lies outside the image or on a slice without cord, or the cord mask is
+        empty.
+    ConfigError
+        If ``mode`` is unknown.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, y, z = np.meshgrid(np.arange(24), np.arange(24), np.arange(48), indexing="ij")
+    >>> cord = (x - 12) ** 2 / 49 + (y - 12) ** 2 / 36 <= 1
+    >>> image = np.where(cord, 100.0, 250.0) + rng.normal(0, 4, cord.shape)
+    >>> image[(x - 12) ** 2 + (y - 12) ** 2 + (z - 24) ** 2 <= 9] = 4.0
+    >>> params = GraftParams(window_half_length_mm=5, reference_band_mm=4)
+    >>> seg = segment_graft(
+    ...     image, cord, (np.arange(48) - 24) * 0.5, (12, 12, 24),
+    ...     spacing=(0.5, 0.5, 0.5), mode="iron", params=params,
+    ... )
+    >>> seg.n_voxels, seg.flags
+    (123, ())
+    """
+    image, cord, s_raw = _check_inputs(image, cord_mask, s_mm)
+    spacing = _check_spacing(spacing)
+    params = GraftParams() if params is None else params
+    if mode not in ("iron", "t2"):
+        raise ConfigError(f"mode must be 'iron' or 't2', got {mode!r}")
+    if not cord.any():
+        raise SegmentationError(
+            "the cord mask is empty", hint="check the cord segmentation of this session"
+        )
+    site = _check_site(site_voxel, image.shape)
+    s = center_on_site(s_raw, site[2])
+    flags: set[str] = set()
+
+    ref = reference_stats(
+        image,
+        cord,
+        s,
+        window_mm=params.window_half_length_mm,
+        band_mm=params.reference_band_mm,
+        erode_voxels=params.reference_erode_voxels,
+        min_voxels=params.reference_min_voxels,
+        spacing=spacing,
+    )
+    flags.update(ref.flags)
+    mu, sigma = ref.median, ref.sigma
+    sign = -1.0 if mode == "iron" else 1.0
+    k, dk = params.k_sigma, params.band_k_sigma
+    ks = {"main": k, "strict": k + dk, "sensitive": max(k - dk, 0.0)}
+    thresholds = {name: mu + sign * kk * sigma for name, kk in ks.items()}
+    data = image.astype(np.float64, copy=False)
+
+    if mode == "iron":
+        search = injection_window(
+            cord,
+            s,
+            half_length_mm=params.window_half_length_mm,
+            dilate_inplane_voxels=params.search_dilate_voxels,
+            spacing=spacing,
+        )
+        rim = np.zeros_like(search)
+    else:
+        cord_window = injection_window(
+            cord,
+            s,
+            half_length_mm=params.window_half_length_mm,
+            dilate_inplane_voxels=0,
+            spacing=spacing,
+        )
+        search = _inplane_erode(cord_window, params.t2_exclude_rim_voxels, spacing)
+        rim = cord_window & ~search
+    site_index = tuple(
+        int(np.clip(np.rint(c), 0, n - 1)) for c, n in zip(site, image.shape, strict=True)
+    )
+    if not (search | rim)[site_index]:
+        flags.add("site_outside_cord")
+
+    def abnormal(threshold: float) -> np.ndarray:
+        return data < threshold if mode == "iron" else data > threshold
+
+    kept: dict[str, np.ndarray] = {}
+    components: tuple[GraftComponent, ...] = ()
+    for name, threshold in thresholds.items():
+        mask, comps = _detect(abnormal(threshold), search, rim, site, spacing, params)
+        kept[name] = mask
+        if name == "main":
+            components = comps
+    if any(c.reason == "far_from_site" for c in components):
+        flags.add("components_far_from_site")
+
+    csf_ref: ReferenceStats | None = None
+    core_level = float("nan")
+    if mode == "t2":
+        csf_ref = csf_stats(
+            image,
+            cord,
+            s,
+            window_mm=params.window_half_length_mm,
+            band_mm=params.reference_band_mm,
+            gap_voxels=params.csf_ring_gap_voxels,
+            ring_width_mm=params.csf_ring_width_mm,
+            min_voxels=params.reference_min_voxels,
+            spacing=spacing,
+        )
+        flags.update(csf_ref.flags)
+        core_level, level_flags = _cyst_core_level(
+            data, kept["main"], ref, csf_ref, thresholds["main"], params
+        )
+        flags.update(level_flags)
+
+    if params.refine != "none" and kept["main"].any():
+        # Seed in graft tissue, not in a cyst (t2), so that the region grows through tissue.
+        tissue = kept["main"] & ~(data >= core_level) if mode == "t2" else kept["main"]
+        seeds = tissue if tissue.any() else kept["main"]
+        refined = _refine(data, seeds, search, thresholds["main"], mode, params)
+        refined = _fill_holes_per_slice(refined, spacing) & search
+        if rim.any():
+            refined |= _inplane_dilate(refined, 1, spacing) & rim & abnormal(thresholds["main"])
+        kept["main"] = refined
+        kept["strict"] = kept["strict"] & refined
+        kept["sensitive"] = kept["sensitive"] | refined
+
+    cyst = np.zeros_like(kept["main"])
+    not_graft = cyst
+    cyst_grow = cyst_full = float("nan")
+    if mode == "t2" and csf_ref is not None and np.isfinite(core_level):
+        cyst, shell, cyst_grow = _split_cyst(
+            data,
+            kept["main"],
+            core_level,
+            ref,
+            csf_ref,
+            search | rim,
+            thresholds["main"],
+            spacing,
+            params,
+        )
+        not_graft = cyst | shell
+        cyst_full = csf_ref.median if cyst.any() else float("nan")
+
+    graft = kept["main"] & ~not_graft
+    strict = kept["strict"] & ~not_graft
+    sensitive = kept["sensitive"] & ~not_graft
+
+    if mode == "iron":
+        noise = sigma if noise_sigma is None else float(noise_sigma)
+        full = noise * _RAYLEIGH_MEAN
+        full_source = "reference_sigma" if noise_sigma is None else "noise_sigma"
+        if thresholds["main"] < 2.0 * full:
+            flags.add("threshold_near_noise_floor")
+    else:
+        full = float(np.median(data[graft])) if graft.any() else float("nan")
+        full_source = "graft_median"
+    snr_noise = sigma if noise_sigma is None else float(noise_sigma)
+    if snr_noise > 0 and mu / snr_noise < params.min_snr:
+        flags.add("low_snr")
+
+    if not graft.any():
+        flags.add("no_graft_found")
+    else:
+        if _touches_window_edge(graft, s, params.window_half_length_mm):
+            flags.add("graft_touches_window_edge")
+        if mode == "iron":
+            outer = _inplane_dilate(graft, 1, spacing) & ~search
+            if (outer & abnormal(thresholds["main"])).any():
+                flags.add("graft_extends_beyond_search_region")
+
+    levels = GraftLevels(
+        normal=mu,
+        sigma=sigma,
+        threshold=thresholds["main"],
+        threshold_strict=thresholds["strict"],
+        threshold_sensitive=thresholds["sensitive"],
+        full=full,
+        full_source=full_source,
+        cyst_threshold=core_level,
+        cyst_grow_threshold=cyst_grow,
+        cyst_full=cyst_full,
+    )
+    return GraftSegmentation(
+        mode=mode,
+        graft_mask=graft,
+        cyst_mask=cyst,
+        graft_mask_strict=strict,
+        graft_mask_sensitive=sensitive,
+        search_mask=search | rim,
+        s_from_site_mm=s,
+        reference=ref,
+        csf_reference=csf_ref,
+        levels=levels,
+        components=components,
+        flags=tuple(sorted(flags)),
+        site_voxel=site,
+        spacing=spacing,
+        params=params,
+    )
+
+
+def _check_site(site_voxel: Sequence[float], shape: tuple[int, ...]) -> tuple[float, float, float]:
+    """Validate the site: three finite voxel coordinates inside the image."""
+    site = np.asarray(site_voxel, dtype=np.float64).ravel()
+    if site.shape != (3,) or not np.isfinite(site).all():
+        raise SegmentationError(
+            f"the injection site must be three finite voxel coordinates, got {site_voxel!r}"
+        )
+    upper = np.asarray(shape, dtype=np.float64) - 0.5
+    if np.any(site < -0.5) or np.any(site > upper):
+        raise SegmentationError(
+            f"the injection site {site.tolist()} lies outside the image of shape {shape}",
+            hint="give the site in canonical (RAS+) voxel coordinates of this image",
+        )
+    return (float(site[0]), float(site[1]), float(site[2]))
+
+
+def _detect(
+    candidates: np.ndarray,
+    search: np.ndarray,
+    rim: np.ndarray,
+    site: tuple[float, float, float],
+    spacing: tuple[float, float, float],
+    params: GraftParams,
+) -> tuple[np.ndarray, tuple[GraftComponent, ...]]:
+    """Clean up thresholded voxels and keep the components near the site.
+
+    Opening and hole filling are increasing operators and the keep rule only gets easier for
+    larger components, so a lower threshold never yields a smaller result.
+    """
+    mask = _open_fine(candidates & search, spacing)
+    mask = _fill_holes_per_slice(mask, spacing) & search
+    labels, n = ndimage.label(mask, structure=_FULL_CONNECTIVITY)
+    voxel_mm3 = float(np.prod(spacing))
+    site_arr = np.asarray(site)
+    step = np.asarray(spacing)
+    comps: list[GraftComponent] = []
+    keep = np.zeros(n + 1, dtype=bool)
+    if n:
+        centroids = ndimage.center_of_mass(mask, labels, np.arange(1, n + 1))
+        for i, box in enumerate(ndimage.find_objects(labels), start=1):
+            local = labels[box] == i
+            idx = np.argwhere(local) + np.array([b.start for b in box])
+            n_vox = int(idx.shape[0])
+            # Distance from the site to the nearest voxel *box* (0 when a voxel holds it).
+            gap = np.maximum(np.abs(idx - site_arr) * step - step / 2, 0.0)
+            distance = float(np.sqrt((gap**2).sum(axis=1).min()))
+            volume = n_vox * voxel_mm3
+            if volume < params.min_component_volume_mm3:
+                reason = "too_small"
+            elif distance > params.site_distance_mm:
+                reason = "far_from_site"
+            else:
+                reason = "kept"
+            keep[i] = reason == "kept"
+            comps.append(
+                GraftComponent(
+                    label=i,
+                    n_voxels=n_vox,
+                    volume_mm3=volume,
+                    centroid_voxel=tuple(float(c) for c in centroids[i - 1]),  # type: ignore[arg-type]
+                    distance_to_site_mm=distance,
+                    kept=bool(keep[i]),
+                    reason=reason,
+                )
+            )
+    kept = keep[labels]
+    if rim.any() and kept.any():
+        kept |= _inplane_dilate(kept, 1, spacing) & rim & candidates
+    return kept, tuple(comps)
+
+
+def _cyst_core_level(
+    data: np.ndarray,
+    kept: np.ndarray,
+    ref: ReferenceStats,
+    csf: ReferenceStats,
+    threshold: float,
+    params: GraftParams,
+) -> tuple[float, set[str]]:
+    """Level of cyst cores: CSF-like by either rule, never below the cord–CSF midpoint.
+
+    ``min(μ_CSF − cyst_csf_k_sigma·σ_CSF, L + cyst_core_fraction·(μ_CSF − L))`` with ``L`` the
+    graft tissue level (median of kept voxels below the cord–CSF midpoint; the threshold when
+    there are none). NaN (no split) when CSF is not brighter than the graft threshold.
+    """
+    if csf.median <= threshold:
+        return float("nan"), {"csf_contrast_low"}
+    midpoint = 0.5 * (ref.median + csf.median)
+    below = kept & (data < midpoint)
+    tissue_level = float(np.median(data[below])) if below.any() else threshold
+    by_noise = csf.median - params.cyst_csf_k_sigma * csf.sigma
+    by_contrast = tissue_level + params.cyst_core_fraction * (csf.median - tissue_level)
+    core_level = min(by_noise, by_contrast)
+    if core_level < midpoint:
+        return midpoint, {"csf_contrast_low"}
+    return core_level, set()
+
+
+def _split_cyst(
+    data: np.ndarray,
+    kept: np.ndarray,
+    core_level: float,
+    ref: ReferenceStats,
+    csf: ReferenceStats,
+    cord_window: np.ndarray,
+    threshold: float,
+    spacing: tuple[float, float, float],
+    params: GraftParams,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Split CSF-like voxels off the t2 graft; return (cyst, partial-volume shell, level).
+
+    Hysteresis, one cyst at a time. Cores are voxels at or above ``core_level`` (one is
+    enough). A provisional cyst grows from them through kept voxels at or above the cord–CSF
+    midpoint (the lowest level a cyst wall in normal cord can have). Its surrounding tissue
+    level is the median of the cord voxels two face-steps outside it along the fine axes (the
+    first layer is still partly cyst; thick slices would reach far beyond the graft); the cyst
+    is then regrown from its cores through voxels at or above the midpoint between that level
+    and ``μ_CSF`` — more than half CSF under a linear mix. Cysts under
+    ``min_component_volume_mm3`` return to the graft. The boundary level returned is that of
+    the largest cyst (NaN when there is none).
+
+    A cyst whose surrounding level is below the graft ``threshold`` sits in normal-appearing
+    cord: the kept voxels touching it (26-neighbourhood) are then cord–CSF partial volume, not
+    graft, and are returned as the shell to take out of the graft.
+    """
+    empty = np.zeros_like(kept)
+    core = kept & (data >= core_level)
+    if not core.any():
+        return empty, empty, float("nan")
+    lowest = min(0.5 * (ref.median + csf.median), core_level)
+    provisional = ndimage.binary_propagation(
+        core, structure=_FULL_CONNECTIVITY, mask=kept & (data >= lowest)
+    )
+    labels, _ = ndimage.label(provisional, structure=_FULL_CONNECTIVITY)
+    voxel_mm3 = float(np.prod(spacing))
+    fine = _cross(_fine_axes(spacing))  # the ring stays within a few voxels of fine axes
+    cyst = empty.copy()
+    shell = empty.copy()
+    best_size, best_level = 0, float("nan")
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        box = tuple(
+            slice(max(b.start - 3, 0), min(b.stop + 3, n))
+            for b, n in zip(box, data.shape, strict=True)
+        )
+        member = labels[box] == i
+        inner = ndimage.binary_dilation(member, fine)
+        outer = ndimage.binary_dilation(inner, fine)
+        ring = outer & ~inner & cord_window[box] & ~provisional[box]
+        values = data[box]
+        surround = float(np.median(values[ring])) if ring.any() else ref.median
+        level = min(0.5 * (surround + csf.median), core_level)
+        grown = ndimage.binary_propagation(
+            core[box] & member, structure=_FULL_CONNECTIVITY, mask=member & (values >= level)
+        )
+        size = int(grown.sum())
+        if size * voxel_mm3 >= params.min_component_volume_mm3:
+            cyst[box] |= grown
+            if surround < threshold:
+                touching = ndimage.binary_dilation(grown, _FULL_CONNECTIVITY) & ~grown
+                shell[box] |= touching & kept[box]
+            if size > best_size:
+                best_size, best_level = size, level
+    return cyst, shell & ~cyst, best_level
+
+
+def _touches_window_edge(graft: np.ndarray, s: np.ndarray, half_length_mm: float) -> bool:
+    """Whether the graft reaches a first or last slice of the window (it may be cut off)."""
+    with np.errstate(invalid="ignore"):
+        inside = np.abs(s) <= half_length_mm
+    padded = np.concatenate([[False], inside, [False]])
+    edge = inside & ~(padded[:-2] & padded[2:])
+    return bool(graft[..., edge].any())
+
+
+def _refine(
+    data: np.ndarray,
+    seeds: np.ndarray,
+    region: np.ndarray,
+    threshold: float,
+    mode: Mode,
+    params: GraftParams,
+) -> np.ndarray:
+    """Region growing with SimpleITK from the deepest voxel of ``seeds``, within ``region``.
+
+    The seed is the voxel farthest (in voxels) from the boundary of ``seeds``, so that its
+    neighbourhood — used by ``ConfidenceConnected`` for its first mean and SD — is pure graft.
+    ``ConnectedThreshold`` keeps the main threshold (so it only drops the opening);
+    ``ConfidenceConnected`` adapts the interval to the graft (for iron voids it tends to keep
+    the core, darker than the partial-volume rim).
+    """
+    import SimpleITK as sitk
+
+    depth = ndimage.distance_transform_edt(np.pad(seeds, 1))[1:-1, 1:-1, 1:-1]
+    seed = np.unravel_index(int(np.argmax(depth)), data.shape)
+    # Outside the region: a value unlike any graft voxel (brighter than all for iron, darker for
+    # t2), so growing never leaves the region.
+    lo, hi = float(data.min()), float(data.max())
+    span = max(hi - lo, 1.0)
+    outside_value = hi + span if mode == "iron" else lo - span
+    masked = np.where(region, data, outside_value).astype(np.float32)
+    itk = sitk.GetImageFromArray(np.ascontiguousarray(masked.transpose(2, 1, 0)))
+    seed_itk = [tuple(int(c) for c in seed)]
+    if params.refine == "connected_threshold":
+        f = sitk.ConnectedThresholdImageFilter()
+        f.SetSeedList(seed_itk)
+        limit = np.float32(threshold)
+        if mode == "iron":
+            f.SetLower(lo - span)
+            f.SetUpper(float(np.nextafter(limit, np.float32(-np.inf))))
+        else:
+            f.SetLower(float(np.nextafter(limit, np.float32(np.inf))))
+            f.SetUpper(hi + span)
+        f.SetReplaceValue(1)
+        f.SetConnectivity(sitk.ConnectedThresholdImageFilter.FullConnectivity)
+        out = f.Execute(itk)
+    else:
+        out = sitk.ConfidenceConnected(
+            itk,
+            seedList=seed_itk,
+            numberOfIterations=int(params.confidence_iterations),
+            multiplier=float(params.confidence_multiplier),
+            initialNeighborhoodRadius=int(params.confidence_radius_voxels),
+            replaceValue=1,
+        )
+    grown = sitk.GetArrayFromImage(out).transpose(2, 1, 0).astype(bool) & region
+    labels, _ = ndimage.label(grown, structure=_FULL_CONNECTIVITY)
+    seed_label = labels[seed]
+    return labels == seed_label if seed_label else seeds.copy()

@@ -1,0 +1,442 @@
+"""Reference intensities of normal-appearing cord and of CSF, away from the injection window.
+
+Graft voxels are defined relative to normal tissue (METHODS §1.1, pipeline step 5): the robust
+centre ``μ = median`` and spread ``σ = 1.4826·MAD`` of cord voxels in two bands along the cord,
+``s ∈ [−W−band, −W] ∪ [W, W+band]`` mm from the injection site, with the cord eroded in-plane by
+one voxel so that CSF partial volume at the cord edge does not widen ``σ``. Everything downstream
+depends only on ``(I − μ)/σ``, so a global intensity gain changes no result.
+
+Small reference regions are not an error: the region is widened step by step (see
+:func:`reference_stats`) and the result carries the flag ``reference_too_small``.
+
+The in-plane morphology used by the whole ``segment`` graft stage (dilation, erosion and opening
+that never cross thick slices) lives here too, because this is the lowest module of the stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
+
+__all__ = ["MAD_TO_SIGMA", "ReferenceStats", "csf_stats", "reference_stats", "robust_stats"]
+
+#: Factor that turns a median absolute deviation into a Gaussian-consistent standard deviation.
+MAD_TO_SIGMA = 1.4826
+
+#: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
+_FINE_AXIS_RATIO = 1.5
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """Robust intensity statistics of a reference region.
+
+    Attributes
+    ----------
+    median : float
+        Median intensity ``μ`` (same units as the image).
+    sigma : float
+        Robust standard deviation ``1.4826·MAD``; falls back to ``1.2533·mean|I − μ|`` when the
+        MAD is zero (quantised or noise-free data), and is 0 only if all values are equal.
+    n_voxels : int
+        Number of voxels the statistics come from.
+    region : str
+        Which region was used, after any fallback: ``"bands"``, ``"outside_window"``,
+        ``"outside_window_uneroded"``, ``"whole_cord"``, ``"whole_cord_uneroded"`` (cord
+        reference) or ``"ring_bands"``, ``"ring_outside_window"``, ``"ring_whole_cord"`` (CSF).
+    flags : tuple of str
+        ``reference_too_small`` (or ``csf_reference_too_small``) when the first-choice region
+        held fewer voxels than required, ``reference_one_sided`` when only one band held cord,
+        ``reference_inside_window`` when the window itself had to be used,
+        ``reference_no_variance`` when ``sigma`` is 0.
+    """
+
+    median: float
+    sigma: float
+    n_voxels: int
+    region: str
+    flags: tuple[str, ...] = ()
+
+    def z_score(self, image: np.ndarray) -> np.ndarray:
+        """Return ``(image − median) / sigma`` in float64 (``±inf`` where ``sigma`` is 0).
+
+        Parameters
+        ----------
+        image : ndarray
+            Intensities.
+
+        Returns
+        -------
+        ndarray
+            Robust z-scores, same shape as ``image``.
+
+        Examples
+        --------
+        >>> ReferenceStats(10.0, 2.0, 300, "bands").z_score(np.array([14.0]))
+        array([2.])
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.asarray(image, dtype=np.float64) - self.median) / self.sigma
+
+
+def robust_stats(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (``1.4826·MAD``) of a set of values.
+
+    Parameters
+    ----------
+    values : ndarray
+        Intensities (any shape; flattened). Must not be empty.
+
+    Returns
+    -------
+    median : float
+        The median.
+    sigma : float
+        ``1.4826·MAD``; if the MAD is 0, ``1.2533·mean(|v − median|)`` (both are consistent
+        estimators of a Gaussian SD); 0 only when all values are equal.
+
+    Examples
+    --------
+    >>> robust_stats(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    (3.0, 1.4826)
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise SegmentationError("robust statistics of an empty region were requested")
+    median = float(np.median(v))
+    deviation = np.abs(v - median)
+    sigma = MAD_TO_SIGMA * float(np.median(deviation))
+    if sigma == 0.0:
+        sigma = float(np.sqrt(np.pi / 2.0) * deviation.mean())
+    return median, sigma
+
+
+def reference_stats(
+    image: np.ndarray,
+    cord_mask: np.ndarray,
+    s_mm: np.ndarray,
+    *,
+    window_mm: float,
+    band_mm: float,
+    erode_voxels: int = 1,
+    min_voxels: int = 200,
+    spacing: Sequence[float],
+) -> ReferenceStats:
+    """Robust statistics of normal-appearing cord beside the injection window.
+
+    The first-choice region is the cord, eroded in-plane by ``erode_voxels``, in the two bands
+    ``s ∈ [−W−band, −W] ∪ [W, W+band]``. When it holds fewer than ``min_voxels`` voxels the
+    region is widened, in this order, and the first one that is large enough is used:
+
+    1. ``"bands"`` — eroded cord in both bands;
+    2. ``"outside_window"`` — eroded cord at every ``|s| ≥ W`` (the bands grown outwards);
+    3. ``"outside_window_uneroded"`` — the same without erosion (thin or coarse cords, where
+       erosion leaves nothing);
+    4. ``"whole_cord"`` — eroded cord including the window (the image covers little more than
+       the window); the median stays valid while the abnormal tissue is under half the cord,
+       but ``σ`` is inflated, so fewer graft voxels are found — flagged
+       ``reference_inside_window``;
+    5. ``"whole_cord_uneroded"`` — every cord voxel.
+
+    If none reaches ``min_voxels``, the largest non-empty one is used. Any fallback adds the flag
+    ``reference_too_small``.
+
+    Parameters
+    ----------
+    image : (X, Y, Z) ndarray
+        Canonical (RAS+) image, ideally bias-corrected.
+    cord_mask : (X, Y, Z) ndarray of bool
+        Cord mask.
+    s_mm : (Z,) ndarray
+        Signed along-cord distance of each axial slice from the injection site, in mm; NaN where
+        there is no cord.
+    window_mm : float
+        Half-length ``W`` of the injection window, in mm.
+    band_mm : float
+        Length of each reference band along the cord, in mm.
+    erode_voxels : int, optional
+        In-plane erosion of the cord, in voxels (default 1).
+    min_voxels : int, optional
+        Minimum voxel count of a trustworthy reference (default 200).
+    spacing : sequence of 3 float
+        Voxel size in mm.
+
+    Returns
+    -------
+    ReferenceStats
+        ``median``, ``sigma``, ``n_voxels``, ``region`` and ``flags``.
+
+    Raises
+    ------
+    SegmentationError
+        If the cord mask is empty.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = np.mgrid[:20, :20]
+    >>> cord = np.repeat(((x - 10) ** 2 + (y - 10) ** 2 <= 25)[..., None], 60, axis=2)
+    >>> image = np.where(cord, 100.0, 300.0) + rng.normal(0, 5, cord.shape)
+    >>> s_mm = np.arange(60) - 30.0
+    >>> ref = reference_stats(image, cord, s_mm, window_mm=10, band_mm=10, spacing=(1, 1, 1))
+    >>> ref.region, ref.flags, round(ref.median / 10), round(ref.sigma)
+    ('bands', (), 10, 5)
+    """
+    image, cord, s = _check_inputs(image, cord_mask, s_mm)
+    spacing = _check_spacing(spacing)
+    if not cord.any():
+        raise SegmentationError(
+            "the cord mask is empty", hint="check the cord segmentation of this session"
+        )
+    abs_s = np.abs(s)
+    with np.errstate(invalid="ignore"):
+        in_bands = (abs_s >= window_mm) & (abs_s <= window_mm + band_mm)
+        outside = abs_s >= window_mm
+    has_s = np.isfinite(s)
+    eroded = _inplane_erode(cord, erode_voxels, spacing)
+    candidates = [
+        ("bands", eroded & in_bands[None, None, :]),
+        ("outside_window", eroded & outside[None, None, :]),
+        ("outside_window_uneroded", cord & outside[None, None, :]),
+        ("whole_cord", eroded & has_s[None, None, :]),
+        ("whole_cord_uneroded", cord),
+    ]
+    region, mask, flags = _first_large_enough(candidates, min_voxels, "reference_too_small")
+    if region == "bands":
+        with np.errstate(invalid="ignore"):
+            lower = (s <= -window_mm) & in_bands
+            upper = (s >= window_mm) & in_bands
+        if not (eroded[..., lower].any() and eroded[..., upper].any()):
+            flags.append("reference_one_sided")
+    if region.startswith("whole_cord"):
+        flags.append("reference_inside_window")
+    median, sigma = robust_stats(image[mask])
+    if sigma == 0.0:
+        flags.append("reference_no_variance")
+    return ReferenceStats(median, sigma, int(mask.sum()), region, tuple(flags))
+
+
+def csf_stats(
+    image: np.ndarray,
+    cord_mask: np.ndarray,
+    s_mm: np.ndarray,
+    *,
+    window_mm: float,
+    band_mm: float,
+    gap_voxels: int = 1,
+    ring_width_mm: float,
+    min_voxels: int = 200,
+    spacing: Sequence[float],
+) -> ReferenceStats:
+    """Robust statistics of CSF in a ring just outside the cord, beside the injection window.
+
+    The ring holds the voxels whose in-plane distance to the cord lies in
+    ``(gap, gap + ring_width_mm]``, with ``gap = gap_voxels`` times the coarser in-plane voxel
+    size (skipping the partial-volume layer at the cord surface). Slices are chosen as in
+    :func:`reference_stats` — the bands first, then everything outside the window
+    (``"ring_outside_window"``), then every cord slice (``"ring_whole_cord"``); any fallback
+    adds ``csf_reference_too_small``. Used by ``t2`` mode to split cysts (CSF-like voxels) from
+    graft tissue. Keep ``ring_width_mm`` below the CSF thickness (human ≈ 3 mm, rat 0.1–0.3 mm),
+    or dura and bone lower the median.
+
+    Parameters
+    ----------
+    image : (X, Y, Z) ndarray
+        Canonical (RAS+) image.
+    cord_mask : (X, Y, Z) ndarray of bool
+        Cord mask.
+    s_mm : (Z,) ndarray
+        Signed along-cord distance of each slice from the injection site, in mm; NaN off-cord.
+    window_mm : float
+        Half-length ``W`` of the injection window, in mm.
+    band_mm : float
+        Length of each band along the cord, in mm.
+    gap_voxels : int, optional
+        Voxels skipped next to the cord surface (default 1).
+    ring_width_mm : float
+        Radial width of the ring, in mm.
+    min_voxels : int, optional
+        Minimum voxel count (default 200).
+    spacing : sequence of 3 float
+        Voxel size in mm.
+
+    Returns
+    -------
+    ReferenceStats
+        Statistics of the CSF ring.
+
+    Examples
+    --------
+    >>> x, y = np.mgrid[:30, :30]
+    >>> r2 = (x - 15) ** 2 + (y - 15) ** 2
+    >>> cord = np.repeat((r2 <= 25)[..., None], 40, axis=2)
+    >>> plane = np.where(r2 <= 25, 30.0, np.where(r2 <= 100, 100.0, 20.0))
+    >>> image = np.repeat(plane[..., None], 40, axis=2)
+    >>> s_mm = np.arange(40) - 20.0
+    >>> csf = csf_stats(
+    ...     image, cord, s_mm, window_mm=8, band_mm=10, ring_width_mm=3, spacing=(1, 1, 1)
+    ... )
+    >>> csf.median, csf.region
+    (100.0, 'ring_bands')
+    """
+    image, cord, s = _check_inputs(image, cord_mask, s_mm)
+    spacing = _check_spacing(spacing)
+    if not cord.any():
+        raise SegmentationError(
+            "the cord mask is empty", hint="check the cord segmentation of this session"
+        )
+    if not ring_width_mm > 0:
+        raise SegmentationError(f"ring_width_mm must be positive, got {ring_width_mm!r}")
+    distance = _inplane_distance_mm(cord, spacing)
+    gap_mm = gap_voxels * max(spacing[0], spacing[1])
+    ring = (distance > gap_mm + 1e-6) & (distance <= gap_mm + ring_width_mm + 1e-6)
+    abs_s = np.abs(s)
+    with np.errstate(invalid="ignore"):
+        in_bands = (abs_s >= window_mm) & (abs_s <= window_mm + band_mm)
+        outside = abs_s >= window_mm
+    candidates = [
+        ("ring_bands", ring & in_bands[None, None, :]),
+        ("ring_outside_window", ring & outside[None, None, :]),
+        ("ring_whole_cord", ring),
+    ]
+    region, mask, flags = _first_large_enough(candidates, min_voxels, "csf_reference_too_small")
+    if not mask.any():
+        raise SegmentationError(
+            "no CSF ring around the cord lies inside the image",
+            hint="the field of view must include some CSF around the cord for t2 mode",
+        )
+    median, sigma = robust_stats(image[mask])
+    if sigma == 0.0:
+        flags.append("csf_reference_no_variance")
+    return ReferenceStats(median, sigma, int(mask.sum()), region, tuple(flags))
+
+
+# --- helpers shared by the graft stage (injection.py, graft.py) -----------------------------
+
+
+def _first_large_enough(
+    candidates: list[tuple[str, np.ndarray]], min_voxels: int, flag: str
+) -> tuple[str, np.ndarray, list[str]]:
+    """First candidate region with ``min_voxels`` voxels, else the largest non-empty one."""
+    counts = [int(m.sum()) for _, m in candidates]
+    for i, ((name, mask), n) in enumerate(zip(candidates, counts, strict=True)):
+        if n >= min_voxels:
+            return name, mask, [flag] if i > 0 else []
+    best = int(np.argmax(counts))
+    name, mask = candidates[best]
+    return name, mask, [flag]
+
+
+def _check_inputs(
+    image: np.ndarray, cord_mask: np.ndarray, s_mm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate shapes and values; return (image, bool cord mask, float64 s)."""
+    image = np.asarray(image)
+    cord = np.asarray(cord_mask)
+    if image.ndim != 3:
+        raise DimensionError(f"expected a 3D image, got shape {image.shape}")
+    if cord.shape != image.shape:
+        raise DimensionError(
+            f"cord mask shape {cord.shape} differs from image shape {image.shape}",
+            hint="resample the cord mask onto the image grid first",
+        )
+    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise DimensionError(f"expected a real-valued image, got dtype {image.dtype}")
+    if not np.isfinite(image).all():
+        raise NonFiniteDataError(
+            "the image holds NaN or infinite values", hint="replace them before segmenting"
+        )
+    s = np.asarray(s_mm, dtype=np.float64)
+    if s.shape != (image.shape[2],):
+        raise DimensionError(
+            f"s_mm must have one value per axial slice, shape ({image.shape[2]},), got {s.shape}"
+        )
+    return image, cord.astype(bool, copy=False), s
+
+
+def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
+    """Validate a 3-vector of positive finite voxel sizes in mm."""
+    values = tuple(float(v) for v in np.ravel(np.asarray(spacing, dtype=np.float64)))
+    if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
+        raise SpacingError(f"spacing must be three positive finite sizes in mm, got {spacing!r}")
+    return values  # type: ignore[return-value]
+
+
+def _fine_axes(spacing: Sequence[float]) -> tuple[int, ...]:
+    """Axes whose voxel size is within 1.5× the finest: the "in-plane" axes of the data."""
+    finest = min(spacing)
+    return tuple(a for a in range(3) if spacing[a] <= _FINE_AXIS_RATIO * finest)
+
+
+def _inplane_axes(spacing: Sequence[float]) -> tuple[int, ...]:
+    """Axial-plane axes (0, 1) that are not thick-slice axes; (0, 1) if both are thick."""
+    axes = tuple(a for a in (0, 1) if a in _fine_axes(spacing))
+    return axes or (0, 1)
+
+
+def _cross(axes: Sequence[int]) -> np.ndarray:
+    """3×3×3 structuring element: the centre and its face neighbours along ``axes``."""
+    footprint = np.zeros((3, 3, 3), dtype=bool)
+    footprint[1, 1, 1] = True
+    for a in axes:
+        index = [1, 1, 1]
+        for offset in (0, 2):
+            index[a] = offset
+            footprint[tuple(index)] = True
+    return footprint
+
+
+def _inplane_dilate(mask: np.ndarray, voxels: int, spacing: Sequence[float]) -> np.ndarray:
+    """Dilate by ``voxels`` face steps in the axial plane (never through thick slices)."""
+    if voxels <= 0:
+        return mask.copy()
+    return ndimage.binary_dilation(mask, _cross(_inplane_axes(spacing)), iterations=voxels)
+
+
+def _inplane_erode(mask: np.ndarray, voxels: int, spacing: Sequence[float]) -> np.ndarray:
+    """Erode by ``voxels`` face steps in the axial plane; the image border counts as outside."""
+    if voxels <= 0:
+        return mask.copy()
+    return ndimage.binary_erosion(mask, _cross(_inplane_axes(spacing)), iterations=voxels)
+
+
+def _open_fine(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Opening with a one-voxel cross over the fine axes, then one conditional dilation step.
+
+    Isotropic data: a 3D cross (6-neighbourhood). Thick slices: a 2D cross in the plane of the
+    fine axes, so structures one slice thick survive. A plain opening also strips the corner
+    voxels of a digital sphere's staircase surface (29 % of a sphere of radius 3 voxels); one
+    step of dilation with the same cross, inside the original mask, puts them back. What stays
+    removed: isolated voxels and threads one voxel wide that touch no core. Both steps are
+    increasing, so a larger input never gives a smaller output.
+    """
+    footprint = _cross(_fine_axes(spacing))
+    opened = ndimage.binary_opening(mask, footprint)
+    return ndimage.binary_dilation(opened, footprint) & mask
+
+
+def _fill_holes_per_slice(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Fill holes slice by slice: across the thick axis if anisotropic, else axial (axis 2)."""
+    fine = _fine_axes(spacing)
+    slice_axis = 2 if len(fine) == 3 else int(np.argmax(spacing))
+    plane = tuple(a for a in range(3) if a != slice_axis)
+    return ndimage.binary_fill_holes(mask, structure=_cross(plane))
+
+
+def _inplane_distance_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """In-plane (axial) Euclidean distance in mm from each voxel to ``mask`` in its own slice.
+
+    Voxels in slices without any mask voxel get ``inf``.
+    """
+    out = np.full(mask.shape, np.inf)
+    present = mask.any(axis=(0, 1))
+    for z in np.flatnonzero(present):
+        out[..., z] = ndimage.distance_transform_edt(
+            ~mask[..., z], sampling=(spacing[0], spacing[1])
+        )
+    return out
