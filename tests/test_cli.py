@@ -75,3 +75,31 @@ def test_hostile_study_label_is_one_line(tmp_path, capsys):
     assert main(["info", str(root)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not allowed" in err
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_segment_on_bad_input_writes_nothing(bad_inputs, tmp_path, capsys, name):
+    path = bad_inputs[name][0]
+    out = tmp_path / "out"
+    assert main(["segment", str(path), "-o", str(out / "sub-01"), "--mode", "iron"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("graftimg: error: ") and str(path) in err
+    assert not out.exists()
+
+
+def test_segment_keeps_existing_outputs_when_input_is_bad(bad_inputs, tmp_path, capsys):
+    keep = tmp_path / "s_graft.json"
+    keep.write_text('{"graft_volume_mm3": 1.0}')
+    path = bad_inputs["truncated"][0]
+    assert main(["segment", str(path), "-o", str(tmp_path / "s"), "--mode", "t2"]) == 1
+    assert keep.read_text() == '{"graft_volume_mm3": 1.0}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s_graft.json"]
+
+
+def test_sample_data_refuses_to_overwrite(tmp_path, capsys):
+    target = tmp_path / "study"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep")
+    assert main(["sample-data", str(target), "--subjects", "1", "--sessions", "1"]) == 1
+    assert "graftimg: error:" in capsys.readouterr().err
+    assert sorted(p.name for p in target.iterdir()) == ["precious.txt"]
