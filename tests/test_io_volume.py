@@ -280,3 +280,13 @@ def test_save_like_is_atomic_on_failure(tmp_path):
         save_like(np.zeros((2, 2, 2)), vol, target)
     assert target.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.nii.gz"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    vol = Volume.from_array(np.zeros((3, 3, 3)))
+    out = save_like(np.ones((3, 3, 3), bool), vol, tmp_path / "m.nii.gz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
