@@ -12,11 +12,14 @@ Scale is kept: the multiplicative field is normalised to mean 1 inside the mask,
 corrected image has the input's overall intensity level and a noise standard deviation that stays
 comparable (on average over the mask) with the one measured on the input.
 
-Speed: N4 costs roughly (voxels of the shrunk image) × (iterations). ``shrink_factor`` is the
+Speed: N4 costs about 2 µs per voxel of the shrunk image per iteration, and with the default
+convergence threshold (1e-6) it runs every iteration (4 levels × 50). ``shrink_factor`` is the
 *minimum* shrink; when the shrunk grid would still exceed ``max_fit_voxels`` the factor is raised
-until it fits. The default budget, 16 384 voxels, fits a 64×320×320 image in about 3 s
-on two cores; the bias field is smooth on the scale of centimetres, so the coarser fit costs
-no accuracy that matters.
+until it fits (:func:`n4_shrink_factors`). With the default budget, 16 384 voxels, a
+64×320×320 image (3 × 0.6 × 0.6 mm) is fitted on a 21×24×24 grid in about 2.5 s on two idle
+cores (5–7 s when the cores are shared). The bias field is smooth on the scale of centimetres:
+on a ±30 % phantom the estimated log field is within 1.2 % (rms) of the truth with this budget,
+0.65 % with twice the voxels at twice the time.
 """
 
 from __future__ import annotations

@@ -29,10 +29,14 @@ Which interpolation for which data
 - **Binary masks into a coarser or thick-slice grid** (e.g. a 1 mm isotropic T2w cord mask into
   a 0.5×0.5×3 mm axial T2*w): :func:`resample_mask` with ``method="fractional"`` (the default).
   The mask is first smoothed to the target voxel's footprint, then interpolated linearly and
-  thresholded at 0.5: a target voxel is in the mask when at least about half of it is. Nearest
-  neighbour instead reads one point per 3 mm slab, so the result jumps by whole slices as the
-  grids shift; the fractional mask keeps the volume and the boundary position to a fraction of
-  a voxel.
+  thresholded at 0.5: a target voxel is in the mask when about half of it or more is. Nearest
+  neighbour instead reads one point per 3 mm slab, so the mask jumps by whole slices as the
+  grids shift. Measured on a 2121 mm³ cord-and-graft mask (1 mm → 0.5×0.5×3 mm, 12 grid
+  offsets): fractional keeps the centroid within 0.10 mm and the volume within −1.0 … −1.8 %
+  (the 0.5 level cuts the corners of the voxel staircase, so convex masks lose a little);
+  nearest keeps the volume within −0.6 … +0.2 % but moves the centroid by up to 0.64 mm.
+  Position is what a carried mask is used for (search regions, reference bands): volumes are
+  always measured on masks made in the image's own grid.
 """
 
 from __future__ import annotations

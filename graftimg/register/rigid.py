@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from graftimg.errors import DimensionError, SegmentationError
+from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
 from graftimg.register.resample import _check_affine, resample_to_grid
 
 __all__ = [
@@ -341,6 +341,10 @@ def register_rigid(
     ------
     DimensionError
         Arrays are not 3D or the mask's shape differs from the fixed image's.
+    NonFiniteDataError
+        An image holds NaN or infinite values.
+    SpacingError
+        An affine is not a finite, invertible 4×4 matrix.
     SegmentationError
         The mask is empty, or SimpleITK fails (e.g. the images do not overlap).
 
@@ -367,6 +371,11 @@ def register_rigid(
         raise DimensionError(
             f"expected 3D images, got shapes {fixed.shape} and {moving.shape}",
             hint="pass one volume of each session",
+        )
+    if not (np.all(np.isfinite(fixed)) and np.all(np.isfinite(moving))):
+        raise NonFiniteDataError(
+            "an image to register holds NaN or infinite values",
+            hint="replace them (e.g. np.nan_to_num) first",
         )
     fixed_affine = _check_affine(fixed_affine, "fixed_affine")
     moving_affine = _check_affine(moving_affine, "moving_affine")
