@@ -287,6 +287,8 @@ def run_session(
     mode: Mode,
     config: PipelineConfig | None = None,
     load_options: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    study_params_hash: str | None = None,
     **options: Any,
 ) -> SessionResult:
     """Segment one image file and write masks and ``OUT_PREFIX_graft.json``.
@@ -306,6 +308,10 @@ def run_session(
         Parameters.
     load_options : dict, optional
         Passed to :func:`load_volume` (``affine_from``, ``nonfinite``, ``volume_index``).
+    extra : dict, optional
+        Study facts stored in the JSON (subject, session, days since injection, flags).
+    study_params_hash : str, optional
+        Hash of the study configuration, recorded so that reruns can skip finished sessions.
     **options
         Passed to :func:`segment_volume` (injection site, cord routes).
 
@@ -342,6 +348,9 @@ def run_session(
         },
         inputs=inputs,
     )
+    if study_params_hash is not None:
+        summary["provenance"]["study_params_hash"] = study_params_hash
+    summary.update(extra or {})
     summary["outputs"] = {}
     save_like(result.graft_mask, volume, paths["graft_mask"], description="graftimg graft")
     save_like(result.cord.mask, volume, paths["cord_mask"], description="graftimg cord")
