@@ -65,6 +65,9 @@ def add_parser(sub: argparse._SubParsersAction, add_load_options: Callable) -> N
     add_cord_options(p, with_mask=True)
     p.add_argument("--config", metavar="FILE", help="pipeline configuration (YAML)")
     p.add_argument("--json", action="store_true", help="print the result JSON")
+    p.add_argument(
+        "--qc", action="store_true", help="also write OUT_PREFIX_qc.png (needs matplotlib)"
+    )
     add_load_options(p)
     p.set_defaults(func=run)
 
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         cord_from=args.cord_from,
         cord_seed_world=_tuple(args.cord_seed),
         cord_seed_voxel=_tuple(args.cord_seed_voxel),
+        qc=args.qc,
     )
     s = result.summary
     if args.json:

@@ -46,6 +46,7 @@ def output_paths(out_prefix: str | os.PathLike) -> dict[str, Path]:
         "cord_mask": Path(f"{prefix}_label-cord_mask.nii.gz"),
         "cyst_mask": Path(f"{prefix}_label-cyst_mask.nii.gz"),
         "json": Path(f"{prefix}_graft.json"),
+        "qc": Path(f"{prefix}_qc.png"),
     }
 
 
@@ -289,6 +290,7 @@ def run_session(
     load_options: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     study_params_hash: str | None = None,
+    qc: bool = False,
     **options: Any,
 ) -> SessionResult:
     """Segment one image file and write masks and ``OUT_PREFIX_graft.json``.
@@ -310,6 +312,8 @@ def run_session(
         Passed to :func:`load_volume` (``affine_from``, ``nonfinite``, ``volume_index``).
     extra : dict, optional
         Study facts stored in the JSON (subject, session, days since injection, flags).
+    qc : bool
+        Also write ``OUT_PREFIX_qc.png`` (mask contours over the image; needs matplotlib).
     study_params_hash : str, optional
         Hash of the study configuration, recorded so that reruns can skip finished sessions.
     **options
@@ -359,6 +363,19 @@ def run_session(
     if mode == "t2":
         save_like(result.cyst_mask, volume, paths["cyst_mask"], description="graftimg cyst")
         summary["outputs"]["cyst_mask"] = paths["cyst_mask"].name
+    if qc:
+        from graftimg.report.qc import save_qc_png
+
+        save_qc_png(
+            paths["qc"],
+            volume.data,
+            spacing=volume.spacing,
+            cord=result.cord.mask,
+            graft=result.graft_mask,
+            cyst=result.cyst_mask if mode == "t2" else None,
+            title=f"{Path(image).name} · {mode} · graft {summary['graft_volume_pv_mm3']:.3g} mm³",
+        )
+        summary["outputs"]["qc"] = paths["qc"].name
     summary["source"] = str(image)
     summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
     write_json_atomic(paths["json"], json_ready(summary), default=_json_default)

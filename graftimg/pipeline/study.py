@@ -251,6 +251,12 @@ def _is_done(job: SessionJob, config_hash: str) -> bool:
     return True
 
 
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def run_job(job: SessionJob, config: PipelineConfig) -> SessionOutcome:
     """Analyse one session and write its outputs; errors become a failed outcome."""
     from graftimg.pipeline.session import json_ready, run_session
@@ -275,6 +281,7 @@ def run_job(job: SessionJob, config: PipelineConfig) -> SessionOutcome:
                 **site_details,
             },
             study_params_hash=config_hash,
+            qc=_has_matplotlib(),
         )
     except GraftimgError as err:
         return SessionOutcome(job, "failed", str(err))
