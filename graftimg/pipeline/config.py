@@ -48,6 +48,11 @@ class PreprocessConfig(_Strict):
     )
     n4_iterations: int = Field(50, ge=1, description="N4 iterations per level")
     n4_levels: int = Field(4, ge=1, le=6, description="N4 fitting levels")
+    normalize: bool = Field(
+        True,
+        description="divide intensities by the cord's median, so reported levels (reference "
+        "median, thresholds) compare across sessions; volumes do not depend on it",
+    )
 
 
 class CordConfig(_Strict):

@@ -199,6 +199,15 @@ def segment_volume(
             hint="give a cord mask (--cord-mask), a companion (--cord-from) or a seed",
         )
     centerline = fit_centerline(cord.mask, spacing=spacing)
+    noise_sigma = float(noise.sigma)
+    if config.preprocess.normalize:
+        from graftimg.preprocess.normalize import normalize_intensity
+
+        normalized = normalize_intensity(image, reference_mask=cord.mask)
+        image = normalized.image
+        noise_sigma /= normalized.factor
+        preprocess["normalization_factor"] = float(normalized.factor)
+        preprocess["normalization"] = "divided by the median of the cord"
     timings["cord_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -240,7 +249,7 @@ def segment_volume(
             spacing=spacing,
             mode=mode,
             params=graft_params,
-            noise_sigma=noise.sigma,
+            noise_sigma=noise_sigma,
         )
         timings["graft_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -252,7 +261,7 @@ def segment_volume(
             cord.mask,
             spacing=spacing,
             centerline=centerline,
-            noise_sigma=noise.sigma,
+            noise_sigma=noise_sigma,
             metadata=volume.metadata,
         )
         measurements["reference_n_voxels"] = int(seg.reference.n_voxels)
