@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from graftimg.errors import DimensionError
-from graftimg.measure.volume import _validated_spacing
+from graftimg.measure.volume import _bounding_box, _validated_spacing
 from graftimg.segment.centerline import Centerline, fit_centerline
 
 __all__ = ["LesionMetrics", "SagittalBridges", "lesion_metrics"]
@@ -231,15 +231,25 @@ def lesion_metrics(
         )
     lesion_in = lesion_in.astype(bool, copy=False)
     cord = cord.astype(bool, copy=False)
-    lesion = lesion_in & cord
-    n_outside = int(np.count_nonzero(lesion_in & ~cord))
-    n_vox = int(np.count_nonzero(lesion))
+    n_lesion = int(np.count_nonzero(lesion_in))
     nan = float("nan")
 
+    # Everything below happens in the cord's bounding box along x and y (the lesion is cut to
+    # the cord; z stays whole for the per-slice angles); x0 turns its x back to the grid's.
     mid_x = None
-    if cord.any():
-        xs = np.flatnonzero(cord.any(axis=(1, 2)))
-        mid_x = int((int(xs[0]) + int(xs[-1]) + 1) // 2)
+    x0 = 0
+    cord_full = cord
+    box = _bounding_box(cord)
+    if box is not None:
+        x0 = box[0].start
+        mid_x = int((box[0].start + box[0].stop) // 2)  # ceil of the middle of [x_first, x_last]
+        crop = (box[0], box[1], slice(None))
+        cord = cord[crop]
+        lesion = lesion_in[crop] & cord
+    else:
+        lesion = np.zeros((0, 0, cord.shape[2]), dtype=bool)
+    n_vox = int(np.count_nonzero(lesion))
+    n_outside = n_lesion - n_vox
 
     if n_vox == 0:
         return LesionMetrics(
@@ -264,7 +274,7 @@ def lesion_metrics(
         )
 
     if centerline is None:
-        centerline = fit_centerline(cord, spacing=spacing)
+        centerline = fit_centerline(cord_full, spacing=spacing)
     elif centerline.n_slices != cord.shape[2] or not np.allclose(centerline.spacing, spacing):
         raise ValueError(
             f"the centerline ({centerline.n_slices} slices, spacing {centerline.spacing}) does "
@@ -293,14 +303,15 @@ def lesion_metrics(
     bridges = []
     for x in np.flatnonzero(les_any.any(axis=1)):
         d, v = float(dorsal[x].min()), float(ventral[x].min())
-        bridges.append(SagittalBridges(x=int(x), dorsal_mm=d, ventral_mm=v, total_mm=d + v))
+        bridges.append(SagittalBridges(x=int(x) + x0, dorsal_mm=d, ventral_mm=v, total_mm=d + v))
     by_x = {b.x: b for b in bridges}
 
     mid = by_x.get(mid_x)
     if mid is not None:
-        rows = les_any[mid_x]
+        mid_local = mid_x - x0
+        rows = les_any[mid_local]
         length_mid = float(np.sum(sz / cos_sag[rows]))
-        thickness = (les_last[mid_x] - les_first[mid_x] + 1) * sy * cos_sag
+        thickness = (les_last[mid_local] - les_first[mid_local] + 1) * sy * cos_sag
         width_mid = float(thickness[rows].max())
     else:
         length_mid = width_mid = 0.0

@@ -54,6 +54,17 @@ def _as_mask(mask, name: str = "mask") -> np.ndarray:
     return arr.astype(bool, copy=False)
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Smallest box holding every voxel of ``mask`` (``None`` when it is empty)."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def _same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
@@ -161,14 +172,17 @@ def partial_volume_weights(image, candidate=None, *, level_normal: float, level_
     >>> partial_volume_weights(img, level_normal=100.0, level_full=0.0).ravel().tolist()
     [0.0, 0.25, 0.5, 1.0, 0.0]
     """
-    img = np.asarray(image, dtype=float)
+    img = np.asarray(image)
     if img.ndim != 3:
         raise DimensionError(f"image must be a 3D (X, Y, Z) array, got shape {img.shape}")
-    weights = _weights(img, level_normal, level_full)
-    if candidate is not None:
-        cand = _as_mask(candidate, "candidate")
-        _same_shape(img, cand, "image and candidate")
-        weights[~cand] = 0.0
+    if candidate is None:
+        return _weights(img, level_normal, level_full)
+    cand = _as_mask(candidate, "candidate")
+    _same_shape(img, cand, "image and candidate")
+    # Only the candidate voxels are weighed (the same numbers, without a float copy of the
+    # whole image).
+    weights = np.zeros(img.shape, dtype=np.float64)
+    weights[cand] = _weights(img[cand], level_normal, level_full)
     return weights
 
 
@@ -461,24 +475,31 @@ def component_table(mask, *, spacing, image=None, connectivity: int = 3) -> list
     if image is not None:
         img = np.asarray(image, dtype=float)
         _same_shape(m, img, "mask and image")
-    labels = label(m, connectivity=connectivity)
+    box = _bounding_box(m)
+    if box is None:
+        return []
+    # Work in the mask's bounding box: labels keep their raster order; positions are
+    # computed from full-grid indices, as regionprops would on the whole grid.
+    start = np.array([b.start for b in box])
+    labels = label(m[box], connectivity=connectivity)
     rows = []
-    for region in regionprops(labels, intensity_image=img, spacing=sp):
-        bbox = tuple(int(v) for v in region.bbox)
+    for region in regionprops(labels, spacing=sp):
+        local = region.image
+        corner = start + np.array([b.start for b in region.slice])
+        centroid = tuple(((np.argwhere(local) + corner) * np.asarray(sp)).mean(axis=0))
+        bbox = tuple(int(v) for v in np.concatenate([corner, corner + local.shape]))
         row = {
             "label": int(region.label),
             "n_voxels": int(region.num_pixels),
             "volume_mm3": float(region.area),
-            "centroid_mm": tuple(float(c) for c in region.centroid),
-            "centroid_voxel": tuple(
-                float(c) / s for c, s in zip(region.centroid, sp, strict=True)
-            ),
+            "centroid_mm": tuple(float(c) for c in centroid),
+            "centroid_voxel": tuple(float(c) / s for c, s in zip(centroid, sp, strict=True)),
             "bbox": bbox,
             "bbox_size_mm": tuple((bbox[i + 3] - bbox[i]) * sp[i] for i in range(3)),
             "n_slices": bbox[5] - bbox[2],
         }
         if img is not None:
-            values = img[labels == region.label]
+            values = img[box][region.slice][local]
             row.update(
                 mean_intensity=float(values.mean()),
                 std_intensity=float(values.std()),

@@ -239,6 +239,7 @@ def segment_volume(
         cyst = np.zeros(volume.shape, bool)
         measurements = _empty_measurements(volume, cord.mask, mode)
         seg_flags: tuple[str, ...] = ()
+        timings["graft_s"] = time.perf_counter() - t0  # the site proposal found nothing
     else:
         s_mm = centerline.along_cord_mm(float(site[2]))
         seg = segment_graft(
@@ -336,6 +337,7 @@ def run_session(
     config = config or PipelineConfig()
     load_options = dict(load_options or {})
     volume = load_volume(image, **load_options)
+    load_s = time.perf_counter() - t_start
     companion_options = {k: v for k, v in load_options.items() if k != "volume_index"}
     result = segment_volume(
         volume, mode=mode, config=config, load_options=companion_options, **options
@@ -365,6 +367,7 @@ def run_session(
         summary["provenance"]["study_params_hash"] = study_params_hash
     summary.update(extra or {})
     summary["outputs"] = {}
+    t_write = time.perf_counter()
     save_like(result.graft_mask, volume, paths["graft_mask"], description="graftimg graft")
     save_like(result.cord.mask, volume, paths["cord_mask"], description="graftimg cord")
     summary["outputs"]["graft_mask"] = paths["graft_mask"].name
@@ -386,6 +389,8 @@ def run_session(
         )
         summary["outputs"]["qc"] = paths["qc"].name
     summary["source"] = str(image)
+    summary["timings_s"]["load_s"] = round(load_s, 3)
+    summary["timings_s"]["write_s"] = round(time.perf_counter() - t_write, 3)
     summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
     write_json_atomic(paths["json"], json_ready(summary), default=_json_default)
     return dataclasses.replace(result, summary=summary)

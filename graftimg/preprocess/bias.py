@@ -129,6 +129,26 @@ def _to_sitk(array: np.ndarray, spacing: Sequence[float]):
     return img
 
 
+def _shrunk_sitk(array: np.ndarray, spacing: Sequence[float], factors: Sequence[int]):
+    """``sitk.Shrink(_to_sitk(array, spacing), factors)`` without a transposed full-size copy.
+
+    The C-ordered (X, Y, Z) array is handed to SimpleITK as it lies in memory, which SimpleITK
+    reads with its axes reversed; ITK shrinks each axis on its own (same pixels, same origin),
+    so the small result is transposed back instead of the full image.
+    """
+    import SimpleITK as sitk
+
+    flipped = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    flipped.SetSpacing([float(s) for s in reversed(spacing)])
+    small = sitk.Shrink(flipped, [int(f) for f in reversed(factors)])
+    out = sitk.GetImageFromArray(
+        np.ascontiguousarray(sitk.GetArrayViewFromImage(small).transpose(2, 1, 0))
+    )
+    out.SetSpacing(small.GetSpacing()[::-1])
+    out.SetOrigin(small.GetOrigin()[::-1])
+    return out
+
+
 def correct_bias(
     image: np.ndarray,
     *,
@@ -212,14 +232,16 @@ def correct_bias(
     factors = n4_shrink_factors(
         data.shape, spacing_t, shrink_factor=shrink_factor, max_fit_voxels=max_fit_voxels
     )
-    full = _to_sitk(data, spacing_t)
-    full_mask = _to_sitk(fit_mask.astype(np.uint8), spacing_t)
-    small = sitk.Shrink(full, list(factors))
-    small_mask = sitk.Shrink(full_mask, list(factors))
+    small = _shrunk_sitk(data, spacing_t, factors)
+    small_mask = _shrunk_sitk(fit_mask.view(np.uint8), spacing_t, factors)
     if sitk.GetArrayViewFromImage(small_mask).sum() < 20:
         # A thin mask can vanish when subsampled: fall back to no extra shrinking.
         factors = (1, 1, 1)
-        small, small_mask = full, full_mask
+        small = _to_sitk(data, spacing_t)
+        small_mask = _to_sitk(fit_mask.view(np.uint8), spacing_t)
+    # The field is evaluated on the full grid: only the grid's geometry is read from this.
+    full = sitk.Image([int(n) for n in data.shape], sitk.sitkUInt8)
+    full.SetSpacing(spacing_t)
 
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations([int(n_iterations)] * int(n_levels))
@@ -233,11 +255,17 @@ def correct_bias(
             hint="check the mask, or switch bias correction off",
         ) from None
 
-    log_f = sitk.GetArrayFromImage(log_field).transpose(2, 1, 0).astype(np.float64)
-    field = np.exp(log_f - log_f[fit_mask].max())  # avoid overflow before normalising
-    field /= field[fit_mask].mean()
-    field = np.clip(field, field[fit_mask].min(), field[fit_mask].max()).astype(np.float32)
-    corrected = (data / field).astype(np.float32)
+    # One float64 work array, updated in place (same arithmetic as out-of-place).
+    field64 = np.array(sitk.GetArrayViewFromImage(log_field).transpose(2, 1, 0), np.float64)
+    del log_field
+    field64 -= field64[fit_mask].max()  # avoid overflow before normalising
+    np.exp(field64, out=field64)
+    field64 /= field64[fit_mask].mean()
+    inside = field64[fit_mask]
+    np.clip(field64, inside.min(), inside.max(), out=field64)
+    field = field64.astype(np.float32)
+    del field64, inside
+    corrected = np.divide(data, field, dtype=np.float32)
     return BiasCorrection(
         image=corrected,
         field=field,

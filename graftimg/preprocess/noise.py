@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import DimensionError, SegmentationError
-from graftimg.preprocess.body import _check_image, body_mask
+from graftimg.preprocess.body import _bounding_box, _check_image, body_mask, within_distance
 
 __all__ = [
     "MAD_TO_SIGMA",
@@ -170,19 +170,24 @@ def highpass_sigma(image: np.ndarray, region: np.ndarray | None = None) -> tuple
     >>> round(sigma, 1), n
     (2.0, 54872)
     """
-    data = np.asarray(image, dtype=np.float64)
-    axes = [ax for ax in range(data.ndim) if data.shape[ax] >= 3]
+    image = np.asarray(image)
+    axes = [ax for ax in range(image.ndim) if image.shape[ax] >= 3]
     if not axes:
         raise SegmentationError(
-            f"image of shape {data.shape} is too small for a high-pass noise estimate"
+            f"image of shape {image.shape} is too small for a high-pass noise estimate"
         )
-    residual = data
+    norm = math.sqrt(6.0 ** len(axes))
+    inner = np.ones(image.shape, dtype=bool) if region is None else np.asarray(region, dtype=bool)
+    # Only the region's bounding box (and one voxel around it) is filtered: the residual of a
+    # voxel whose 3×3×3 neighbourhood lies in the region is the same as on the whole image.
+    crop = _bounding_box(inner, (1,) * image.ndim) if region is not None else None
+    if crop is not None:
+        image, inner = image[crop], inner[crop]
+    residual = np.asarray(image, dtype=np.float64)
     for ax in axes:
         residual = ndimage.correlate1d(residual, _SECOND_DIFFERENCE, axis=ax, mode="nearest")
-    norm = math.sqrt(6.0 ** len(axes))
-    inner = np.ones(data.shape, dtype=bool) if region is None else np.asarray(region, dtype=bool)
     # Erode with a box so the whole filter support stays inside the region.
-    box = np.ones([3 if ax in axes else 1 for ax in range(data.ndim)], dtype=bool)
+    box = np.ones([3 if ax in axes else 1 for ax in range(image.ndim)], dtype=bool)
     inner = ndimage.binary_erosion(inner, structure=box, border_value=0)
     values = residual[inner]
     if values.size == 0:
@@ -257,7 +262,7 @@ def estimate_noise(
         margin_mm = 4.0 * min(spacing_t)
 
     if body.any():
-        far = ndimage.distance_transform_edt(~body, sampling=spacing_t) > margin_mm
+        far = ~within_distance(body, margin_mm, spacing=spacing_t)
     else:
         far = np.ones(image.shape, dtype=bool)
     far &= image > 0

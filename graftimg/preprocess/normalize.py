@@ -96,5 +96,7 @@ def normalize_intensity(
             f"the reference region's median intensity is {factor:g}, not positive",
             hint="normalise a magnitude image, with a reference region inside tissue",
         )
-    normalized = (image.astype(np.float64) / factor).astype(np.float32)
+    # Divided in float64 and rounded to float32 element by element (no float64 copy).
+    normalized = np.empty(image.shape, dtype=np.float32)
+    np.divide(image, factor, out=normalized, dtype=np.float64, casting="same_kind")
     return IntensityNormalization(image=normalized, factor=factor, n_voxels=int(values.size))

@@ -261,8 +261,6 @@ def fit_centerline(cord_mask, *, spacing, smoothing: float | None = None) -> Cen
     >>> round(cl.length_mm / 2**0.5, 6)  # 19 steps of √2 mm
     19.0
     """
-    from scipy.integrate import cumulative_trapezoid
-
     mask = np.asarray(cord_mask).astype(bool, copy=False)
     if mask.ndim != 3:
         raise DimensionError(
@@ -318,7 +316,10 @@ def fit_centerline(cord_mask, *, spacing, smoothing: float | None = None) -> Cen
     else:
         z_fine = np.linspace(z_ext[0], z_ext[-1], (ext.size - 1) * _ARC_SUBSTEPS + 1)
         speed = np.sqrt(1.0 + dfx(z_fine) ** 2 + dfy(z_fine) ** 2)
-        s_fine = cumulative_trapezoid(speed, z_fine, initial=0.0)
+        # The trapezoid rule, as scipy.integrate.cumulative_trapezoid (not imported: 0.1–0.5 s).
+        s_fine = np.concatenate(
+            [[0.0], np.cumsum(np.diff(z_fine) * (speed[1:] + speed[:-1]) / 2.0)]
+        )
         s[ext] = s_fine[::_ARC_SUBSTEPS]
 
     arrays = [has_cord, centroids, points, tangents, angle_3d, angle_sag, s]

@@ -258,6 +258,17 @@ def _retrace_from_seed(
     return SliceContours(angles=contours.angles, **fields)
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Smallest box holding every voxel of ``mask`` (``None`` when it is empty)."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def _end_trim(slice_reliability: np.ndarray, threshold: float = 0.2) -> np.ndarray:
     """Slices kept: all but the runs at either end without a credible boundary."""
     good = slice_reliability >= threshold
@@ -302,9 +313,12 @@ def _quality(
     typical_csa = float(np.median(csa[cord]))
     rel_jump = np.abs(csa[consecutive] - csa[consecutive - 1]) / max(typical_csa, 1e-9)
     csa_jumps = consecutive[rel_jump > jump_limit]
-    centres_mm = np.array(
-        [np.argwhere(mask[:, :, z]).mean(axis=0) * spacing[:2] for z in cord]
-    ).reshape(-1, 2)
+    # Centroid of each cord slice from the mask's projections (integer sums: exact).
+    first_moments = np.stack(
+        [np.arange(n) @ mask.sum(axis=1 - axis)[:, cord] for axis, n in enumerate(mask.shape[:2])],
+        axis=1,
+    )
+    centres_mm = (first_moments / mask.sum(axis=(0, 1))[cord, None] * spacing[:2]).reshape(-1, 2)
     steps = np.hypot(*np.diff(centres_mm, axis=0).T) if len(cord) > 1 else np.zeros(0)
     step_limit = 0.5 * prior.minor_mm + 0.47 * dz  # 25° tilt per slice on top of noise
     steps_consecutive = steps[np.diff(cord) == 1] if len(steps) else steps
@@ -468,13 +482,21 @@ def segment_cord(
             reliability = _reliability(contours, polarity)
     mask = rasterize(contours, data.shape, spacing=sp, slices=keep)
 
-    labels, n_components = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    if n_components > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        chosen = int(np.argmax(sizes)) + 1
-        if seed is not None and labels[seed_idx] > 0:
-            chosen = int(labels[seed_idx])
-        mask = labels == chosen
+    # Components are labelled in the mask's bounding box only (same labels, same order).
+    box = _bounding_box(mask)
+    n_components = 0
+    if box is not None:
+        labels, n_components = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
+        if n_components > 1:
+            sizes = np.bincount(labels.ravel())[1:]
+            chosen = int(np.argmax(sizes)) + 1
+            if seed is not None:
+                local = tuple(i - b.start for i, b in zip(seed_idx, box, strict=True))
+                inside = all(0 <= i < b.stop - b.start for i, b in zip(local, box, strict=True))
+                if inside and labels[local] > 0:
+                    chosen = int(labels[local])
+            mask = np.zeros_like(mask)
+            mask[box] = labels == chosen
     if seed is not None:
         seed_inside = bool(mask[seed_idx])
 

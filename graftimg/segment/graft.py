@@ -1,8 +1,13 @@
 """Graft voxels around the injection site, in ``iron`` and ``t2`` modes (pipeline step 6).
 
 Every decision is relative to the reference statistics of normal-appearing cord
-(:func:`graftimg.segment.reference.reference_stats`: median ``μ`` and ``σ = 1.4826·MAD``), so a
-global intensity gain changes no result and a lower ``k`` never gives a smaller graft.
+(:func:`graftimg.segment.reference.reference_stats`: median ``μ`` and ``σ``, the larger of
+``1.4826·MAD`` and the one-sided spread on the graft's side, ``(Q97.5 − μ)/1.96`` in t2 and
+``(μ − Q2.5)/1.96`` in iron), so a global intensity gain changes no result and a lower ``k``
+never gives a smaller graft. The one-sided spread matters in t2: grey matter is brighter than
+white matter (METHODS §4.3), the MAD follows the white-matter majority, and at SNR ≥ 20
+``μ + 3·MAD`` reaches grey matter, which then joins the graft (phantoms: false graft in cords
+without one).
 
 ``iron`` (T2*w/GRE/SWI, iron-labelled cells)
     Graft = voxels darker than ``μ − kσ`` in the search region: the cord dilated one voxel
@@ -493,7 +498,12 @@ def segment_graft(
         spacing=spacing,
     )
     flags.update(ref.flags)
-    mu, sigma = ref.median, ref.sigma
+    mu = ref.median
+    # The spread on the graft's side: normal cord is white matter plus brighter grey matter, so
+    # above the median the MAD (set by the white-matter majority) understates it; at SNR ≥ 20
+    # μ + 3·MAD lands on grey matter, which then joins the graft.
+    side = ref.sigma_lower if mode == "iron" else ref.sigma_upper
+    sigma = max(ref.sigma, side) if np.isfinite(side) else ref.sigma
     sign = -1.0 if mode == "iron" else 1.0
     k, dk = params.k_sigma, params.band_k_sigma
     ks = {"main": k, "strict": k + dk, "sensitive": max(k - dk, 0.0)}

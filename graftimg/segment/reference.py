@@ -23,10 +23,21 @@ from scipy import ndimage
 
 from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
 
-__all__ = ["MAD_TO_SIGMA", "ReferenceStats", "csf_stats", "reference_stats", "robust_stats"]
+__all__ = [
+    "MAD_TO_SIGMA",
+    "ReferenceStats",
+    "csf_stats",
+    "reference_stats",
+    "robust_stats",
+    "tail_sigmas",
+]
 
 #: Factor that turns a median absolute deviation into a Gaussian-consistent standard deviation.
 MAD_TO_SIGMA = 1.4826
+
+#: Quantile of the one-sided spreads and its standard normal value.
+_TAIL_QUANTILE = 0.975
+_TAIL_Z = 1.959963984540054
 
 #: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
 _FINE_AXIS_RATIO = 1.5
@@ -54,6 +65,11 @@ class ReferenceStats:
         held fewer voxels than required, ``reference_one_sided`` when only one band held cord,
         ``reference_inside_window`` when the window itself had to be used,
         ``reference_no_variance`` when ``sigma`` is 0.
+    sigma_upper, sigma_lower : float
+        One-sided spreads ``(Q97.5 − median)/1.96`` and ``(median − Q2.5)/1.96``, quantiles per
+        slice and the median over slices (:func:`tail_sigmas`; NaN when not computed). Equal to
+        ``sigma`` for Gaussian values; larger on the side where normal tissue is not one
+        population (grey matter above white matter on T2w).
     """
 
     median: float
@@ -61,6 +77,8 @@ class ReferenceStats:
     n_voxels: int
     region: str
     flags: tuple[str, ...] = ()
+    sigma_upper: float = float("nan")
+    sigma_lower: float = float("nan")
 
     def z_score(self, image: np.ndarray) -> np.ndarray:
         """Return ``(image − median) / sigma`` in float64 (``±inf`` where ``sigma`` is 0).
@@ -114,6 +132,43 @@ def robust_stats(values: np.ndarray) -> tuple[float, float]:
     if sigma == 0.0:
         sigma = float(np.sqrt(np.pi / 2.0) * deviation.mean())
     return median, sigma
+
+
+def tail_sigmas(
+    values: np.ndarray, median: float, groups: np.ndarray | None = None
+) -> tuple[float, float]:
+    """One-sided spreads about ``median``: ``(Q97.5 − median)/1.96`` and ``(median − Q2.5)/1.96``.
+
+    Consistent estimators of a Gaussian SD, each from one tail only, so that a second
+    population on one side (grey matter, brighter than white matter on T2w and T2*w) widens
+    that side's spread and not the other's. With ``groups`` (e.g. the slice of each value) the
+    quantiles are taken per group of at least 20 values and the median over groups is returned,
+    so that abnormal tissue in a few slices of the reference does not widen the spread (a
+    quantile alone breaks down at 2.5 % contamination); with fewer than three such groups, over
+    all values.
+
+    Examples
+    --------
+    >>> v = np.random.default_rng(0).normal(100.0, 10.0, 20000)
+    >>> [round(x) for x in tail_sigmas(v, float(np.median(v)))]
+    [10, 10]
+    >>> v[:2000] += 200.0  # a bright lesion in 2 of 20 slices
+    >>> [round(x) for x in tail_sigmas(v, 100.0, np.repeat(np.arange(20), 1000))]
+    [10, 10]
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    q = [100.0 * (1.0 - _TAIL_QUANTILE), 100.0 * _TAIL_QUANTILE]
+    if groups is not None:
+        g = np.asarray(groups).ravel()
+        order = np.argsort(g, kind="stable")
+        bounds = np.flatnonzero(np.diff(g[order])) + 1
+        parts = [p for p in np.split(v[order], bounds) if p.size >= 20]
+        if len(parts) >= 3:
+            lows, highs = np.array([np.percentile(p, q) for p in parts]).T
+            high, low = float(np.median(highs)), float(np.median(lows))
+            return (high - median) / _TAIL_Z, (median - low) / _TAIL_Z
+    low, high = np.percentile(v, q)
+    return float((high - median) / _TAIL_Z), float((median - low) / _TAIL_Z)
 
 
 def reference_stats(
@@ -215,10 +270,14 @@ def reference_stats(
             flags.append("reference_one_sided")
     if region.startswith("whole_cord"):
         flags.append("reference_inside_window")
-    median, sigma = robust_stats(image[mask])
+    values = image[mask]
+    median, sigma = robust_stats(values)
     if sigma == 0.0:
         flags.append("reference_no_variance")
-    return ReferenceStats(median, sigma, int(mask.sum()), region, tuple(flags))
+    upper, lower = tail_sigmas(values, median, np.nonzero(mask)[2])
+    return ReferenceStats(
+        median, sigma, int(mask.sum()), region, tuple(flags), sigma_upper=upper, sigma_lower=lower
+    )
 
 
 def csf_stats(

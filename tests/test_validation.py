@@ -1,0 +1,136 @@
+"""The issue's acceptance numbers on a few phantom seeds, through the real pipeline.
+
+A fast, deterministic subset of ``benchmarks/validate_phantoms.py`` (which runs 20 seeds per
+condition and writes the full table, see ``docs/validation.md``). Each case renders a human-scale
+phantom session, writes it as NIfTI as the generator stores it, loads it and runs
+``segment_volume`` with the injection site from the truth: the cord automatic on the T2w
+(``t2``), or carried from the same-session T2w with ``cord_from`` (``iron``, T2*w). Truth: the
+graft (``t2``, cyst apart) or the blooming void (``iron``), analytic volume, occupancy ≥ 0.5 mask
+in the image grid.
+
+Conditions that the campaign shows failing are marked ``xfail(strict=True)`` with the measured
+cause, so the suite records the limit and tells when a fix lifts it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_phantoms.py"
+_spec = importlib.util.spec_from_file_location("validate_phantoms", _PATH)
+vp = importlib.util.module_from_spec(_spec)
+sys.modules["validate_phantoms"] = vp
+_spec.loader.exec_module(vp)
+
+SEEDS = (0, 1, 2)  # SNR 10, 20, 40
+CONDITIONS = [(mode, spacing) for mode in vp.MODES for spacing in vp.SPACINGS]
+
+
+def _cases() -> list:
+    cases = [
+        vp.Case(mode, spacing, vp.SNRS[seed % 3], seed, extra_checks=seed == 0)
+        for mode, spacing in CONDITIONS
+        for seed in SEEDS
+    ]
+    cases.append(vp.Case("t2", "thick", 40.0, 1002, kind="nograft"))
+    cases.append(vp.Case("iron", "thick", 20.0, 2000, kind="cordfrom"))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict:
+    cases = _cases()
+    with ProcessPoolExecutor(2) as pool:
+        results = list(pool.map(vp.run_case, cases))
+    return {(c.kind, c.mode, c.spacing, c.seed): r for c, r in zip(cases, results, strict=True)}
+
+
+def _graft_rows(rows, mode, spacing):
+    return [rows[("graft", mode, spacing, seed)] for seed in SEEDS]
+
+
+_CYST_AND_N4 = (
+    "t2 at 0.5×0.5×3 mm: the 10 mm³ cyst (2.7 mm across, thinner than a slice) never reaches "
+    "0.8 of CSF, is tissue-like by the METHODS rule and counts as graft; N4's default 4 levels "
+    "(8 mm knots on a 64 mm field) also flatten the graft (docs/validation.md)"
+)
+_HALO = (
+    "iron at 0.5×0.5×3 mm: at SNR 40 μ − 3σ takes in the through-slice dephasing halo around "
+    "the void (binary +30–50 %), Dice against the occupancy ≥ 0.5 void drops to 0.77"
+)
+
+
+def _param(mode, spacing, reason=None):
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(mode, spacing, marks=marks, id=f"{mode}-{spacing}")
+
+
+@pytest.mark.parametrize(
+    ("mode", "spacing"),
+    [
+        _param("t2", "iso"),
+        _param("t2", "thick", _CYST_AND_N4),
+        _param("iron", "iso"),
+        _param("iron", "thick"),
+    ],
+)
+def test_median_pv_volume_error_within_5_percent(rows, mode, spacing):
+    errors = [abs(r["pv_error_pct"]) for r in _graft_rows(rows, mode, spacing)]
+    assert all(r["truth_n_voxels"] >= 50 for r in _graft_rows(rows, mode, spacing))
+    assert np.median(errors) <= vp.ACCEPT["median_abs_pv_error_pct"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "spacing"),
+    [
+        _param("t2", "iso"),
+        _param("t2", "thick", _CYST_AND_N4),
+        _param("iron", "iso"),
+        _param("iron", "thick", _HALO),
+    ],
+)
+def test_dice_at_least_085(rows, mode, spacing):
+    dices = [r["dice"] for r in _graft_rows(rows, mode, spacing)]
+    assert min(dices) >= vp.ACCEPT["min_dice"]
+
+
+@pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
+def test_true_volume_inside_band(rows, mode, spacing):
+    for r in _graft_rows(rows, mode, spacing):
+        assert r["low_mm3"] <= r["truth_volume_mm3"] <= r["high_mm3"]
+        assert r["low_mm3"] <= r["volume_mm3"] <= r["high_mm3"]
+
+
+@pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
+def test_k2_volume_not_below_k3(rows, mode, spacing):
+    r = rows[("graft", mode, spacing, 0)]
+    assert r["k2_volume_mm3"] >= r["volume_mm3"]
+    assert r["k2_contains_k3"]
+
+
+@pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
+def test_global_gain_changes_no_result(rows, mode, spacing):
+    r = rows[("graft", mode, spacing, 0)]
+    assert r["gain_same_graft"]
+    assert r["gain_volume_mm3"] == r["volume_mm3"]
+    # N4 and the normalisation run in float32: the PV volume agrees to float32 arithmetic.
+    assert r["gain_volume_pv_mm3"] == pytest.approx(r["volume_pv_mm3"], rel=1e-4)
+
+
+def test_no_graft_gives_under_one_voxel_per_10_mm(rows):
+    r = rows[("nograft", "t2", "thick", 1002)]  # SNR 40: grey matter at its most visible
+    assert r["window_cord_length_mm"] >= 50.0
+    assert r["fp_voxels_per_10mm"] < vp.ACCEPT["fp_voxels_per_10mm"]
+
+
+def test_cord_from_t2w_with_motion_gives_dice_090(rows):
+    r = rows[("cordfrom", "iron", "thick", 2000)]
+    assert min(r["motion_mm"].values()) >= 2.0 and max(r["motion_mm"].values()) <= 4.0
+    assert r["motion_mm"]["T2w"] != r["motion_mm"]["T2starw"]
+    assert r["cord_dice"] >= vp.ACCEPT["cord_from_dice"]
