@@ -262,6 +262,26 @@ def test_component_table_values():
     assert all(type(v) in (int, float, tuple) for r in rows for v in r.values())
 
 
+def test_component_table_equals_regionprops_on_the_whole_grid():
+    # component_table works in the mask's bounding box (performance issue: segment ≤ 10×
+    # load-and-save); positions and intensities must be those of the whole grid, to the bit.
+    from skimage.measure import label, regionprops
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((40, 50, 30), bool)
+    mask[17:31, 22:41, 9:26] = rng.random((14, 19, 17)) < 0.2
+    img = rng.normal(100.0, 10.0, mask.shape)
+    spacing = (0.3, 0.45, 1.7)
+    rows = component_table(mask, spacing=spacing, image=img)
+    labels = label(mask, connectivity=3)
+    expected = regionprops(labels, intensity_image=img, spacing=spacing)
+    assert len(rows) == len(expected) > 1
+    for row, region in zip(rows, expected, strict=True):
+        assert row["centroid_mm"] == tuple(region.centroid)
+        assert row["bbox"] == tuple(region.bbox)
+        assert row["mean_intensity"] == img[labels == region.label].mean()
+
+
 def test_component_table_connectivity():
     mask = np.zeros((4, 4, 4), bool)
     mask[1, 1, 1] = mask[2, 2, 2] = True  # touch by a corner only

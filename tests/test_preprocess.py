@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
 from graftimg.preprocess.bias import correct_bias, n4_shrink_factors
-from graftimg.preprocess.body import body_mask
+from graftimg.preprocess.body import _fill_holes, _threshold_li, body_mask, within_distance
 from graftimg.preprocess.noise import (
     MAD_TO_SIGMA,
     estimate_noise,
@@ -104,6 +104,67 @@ def test_body_mask_rejects_bad_input(image, spacing, error, match):
 def test_body_mask_rejects_unknown_method():
     with pytest.raises(ValueError, match="otsu"):
         body_mask(np.arange(64.0).reshape(4, 4, 4), spacing=(1, 1, 1), method="triangle")
+
+
+# The fast paths of the preprocess stage (performance issue: segment ≤ 10× load-and-save) must
+# give what the plain SciPy / scikit-image calls they replace give.
+
+
+@pytest.mark.parametrize(
+    "spacing", [(1.0, 1.0, 1.0), (0.5, 0.5, 3.0), (0.25, 0.25, 2.0), (0.8, 0.6, 1.1)]
+)
+@pytest.mark.parametrize("distance_mm", [0.0, 0.7, 1.0, 2.5, 4.0])
+def test_within_distance_equals_the_distance_transform(spacing, distance_mm):
+    rng = np.random.default_rng(7)
+    mask = ndimage.binary_opening(rng.random((30, 26, 9)) < 0.35)
+    mask[0, :, 4] = True  # touching the border
+    expected = ndimage.distance_transform_edt(~mask, sampling=spacing) <= distance_mm
+    assert np.array_equal(within_distance(mask, distance_mm, spacing=spacing), expected)
+    assert not within_distance(np.zeros((5, 5, 5), bool), 3.0, spacing=spacing).any()
+
+
+def test_within_distance_rejects_negative_distances():
+    with pytest.raises(ValueError, match="≥ 0"):
+        within_distance(np.ones((3, 3, 3), bool), -1.0, spacing=(1, 1, 1))
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_fill_holes_equals_scipy(planar):
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_closing(rng.random((25, 30, 7)) < 0.6)
+    if planar:
+        expected = np.stack(
+            [ndimage.binary_fill_holes(mask[:, :, k]) for k in range(mask.shape[2])], axis=2
+        )
+    else:
+        expected = ndimage.binary_fill_holes(mask)
+    assert np.array_equal(_fill_holes(mask, planar=planar), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_threshold_li_equals_scikit_image(seed):
+    from skimage.filters import threshold_li
+
+    image, *_ = body_phantom((48, 48, 8), (1.0, 1.0, 2.0), sigma=3.0, seed=seed)
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    assert _threshold_li(smooth) == threshold_li(smooth)
+
+
+def test_highpass_on_a_region_equals_the_whole_image_filtered():
+    rng = np.random.default_rng(11)
+    image = rng.normal(100.0, 5.0, (40, 36, 10))
+    region = np.zeros(image.shape, bool)
+    region[0:12, 5:20, 2:9] = True  # touches the image border on one side
+    region[25:31, 25:33, 0:4] = True
+    residual = image
+    for axis in range(3):
+        residual = ndimage.correlate1d(residual, [1.0, -2.0, 1.0], axis=axis, mode="nearest")
+    inner = ndimage.binary_erosion(region, structure=np.ones((3, 3, 3)), border_value=0)
+    values = residual[inner]
+    mad = np.median(np.abs(values - np.median(values)))
+    sigma, n = highpass_sigma(image, region)
+    assert n == inner.sum()
+    assert sigma == MAD_TO_SIGMA * mad / np.sqrt(6.0**3)
 
 
 # --------------------------------------------------------------------------------------------
