@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from graftimg.errors import GraftimgError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Acceptance thresholds (the issue's words), never changed by the campaign.
@@ -53,6 +55,13 @@ ACCEPT = {
 SNRS = (10.0, 20.0, 40.0)
 SPACINGS = {"iso": (0.8, 0.8, 0.8), "thick": (0.5, 0.5, 3.0)}
 MODES = ("t2", "iron")
+#: Voxel sizes and field of view (R-L, A-P, S-I mm) per scale. Human: the issue's conditions,
+#: ±42 mm along the cord (window ±30 mm plus 10 mm reference bands). Rodent: 0.1 mm isotropic
+#: and a 2D 0.1 × 0.1 × 0.5 mm RARE-like grid over ±8.8 mm (window ±5 mm plus 4 mm bands).
+GRIDS = {
+    "human": {"iso": (0.8, 0.8, 0.8), "thick": (0.5, 0.5, 3.0), "fov": (64.0, 64.0, 84.0)},
+    "rodent": {"iso": (0.1, 0.1, 0.1), "thick": (0.1, 0.1, 0.5), "fov": (9.6, 10.4, 17.6)},
+}
 
 
 # -- phantom -----------------------------------------------------------------------------------
@@ -79,10 +88,10 @@ class Case:
     phantom: tuple[tuple[str, Any], ...] = ()
 
 
-def _acquisition(base, spacing_key: str, snr: float, suffix: str):
-    """The measured image: isotropic 0.8 mm 3D or 0.5 × 0.5 × 3 mm 2D axial, same coverage."""
-    spacing = SPACINGS[spacing_key]
-    fov = (64.0, 64.0, 84.0)  # R-L, A-P, S-I mm: ±42 mm along the cord around the site
+def _acquisition(base, spacing_key: str, snr: float, suffix: str, scale: str = "human"):
+    """The measured image: isotropic 3D or thick-slice 2D axial (:data:`GRIDS`)."""
+    spacing = GRIDS[scale][spacing_key]
+    fov = GRIDS[scale]["fov"]
     shape = tuple(round(f / s) for f, s in zip(fov, spacing, strict=True))
     changes: dict[str, Any] = dict(shape=shape, spacing_mm=spacing, snr=snr)
     if spacing_key == "thick":
@@ -112,10 +121,10 @@ def build_spec(case: Case):
             iron_pg_per_cell=1e-12 if case.mode == "iron" else 0.0,
         )
     if case.mode == "t2":
-        acq = _acquisition(spec.t2w, case.spacing, case.snr, "T2w")
+        acq = _acquisition(spec.t2w, case.spacing, case.snr, "T2w", case.scale)
         spec = dataclasses.replace(spec, t2w=acq)
     else:
-        acq = _acquisition(spec.t2starw, case.spacing, case.snr, "T2starw")
+        acq = _acquisition(spec.t2starw, case.spacing, case.snr, "T2starw", case.scale)
         spec = dataclasses.replace(spec, t2starw=acq)
     return spec
 
@@ -284,13 +293,16 @@ def run_case(
         "motion_mm": {k: float(np.linalg.norm(m.translation_mm)) for k, m in motions.items()},
     }
     if len(motions) == 2:
-        # Motion of the T2*w relative to the T2w: rotation angle and displacement of the cord
-        # 0–20 mm from the site along the cord.
+        # Motion of the T2*w relative to the T2w: rotation angle and largest displacement of
+        # the cord within 20 mm (rodent 4 mm) of the site.
         a, b = (motions[k].matrix(spec.injection_world_mm) for k in ("T2w", "T2starw"))
         relative = b @ np.linalg.inv(a)
         cos = (np.trace(relative[:3, :3]) - 1.0) / 2.0
         row["relative_rotation_deg"] = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
-        points = np.asarray(spec.injection_world_mm) + np.outer(np.linspace(-20, 20, 9), [0, 0, 1])
+        reach = 20.0 if case.scale == "human" else 4.0
+        points = np.asarray(spec.injection_world_mm) + np.outer(
+            np.linspace(-reach, reach, 9), [0.0, 0.0, 1.0]
+        )
         moved = points @ relative[:3, :3].T + relative[:3, 3]
         row["relative_shift_mm"] = float(np.linalg.norm(moved - points, axis=1).max())
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -311,7 +323,19 @@ def run_case(
             anatomy_volume = float(_analytic_graft(spec, days))
         voxel = float(image.voxel_volume_mm3)
 
-        result = _segment(path, case, site, companion, None)
+        try:
+            result = _segment(path, case, site, companion, None)
+        except GraftimgError as err:
+            # A pipeline failure is a result: it counts as a failed case in every figure.
+            row.update(
+                error=f"{type(err).__name__}: {err}",
+                truth_n_voxels=int(truth_mask.sum()),
+                truth_volume_mm3=float(
+                    _analytic_graft(spec, days) if case.mode == "t2" else image.void_volume_mm3
+                ),
+                seconds=time.perf_counter() - t0,
+            )
+            return row
         s = result.summary
         graft = result.graft_mask
         row.update(
@@ -403,27 +427,45 @@ def _false_positive(result, spec) -> dict[str, Any]:
 
 
 def campaign_cases(
-    n_seeds: int = 20, n_extra: int = 5, n_nograft: int = 6, n_cordfrom: int = 10
+    n_seeds: int = 20,
+    n_extra: int = 5,
+    n_nograft: int = 6,
+    n_cordfrom: int = 10,
+    *,
+    scale: str = "human",
+    modes: Sequence[str] = MODES,
+    spacings: Sequence[str] = tuple(SPACINGS),
 ) -> list[Case]:
     """Every case of the campaign; SNR cycles through 10, 20, 40 over the seeds."""
     cases: list[Case] = []
-    for mode in MODES:
-        for spacing in SPACINGS:
+    for mode in modes:
+        for spacing in spacings:
             for seed in range(n_seeds):
                 snr = SNRS[seed % len(SNRS)]
-                cases.append(Case(mode, spacing, snr, seed, extra_checks=seed < n_extra))
+                cases.append(
+                    Case(mode, spacing, snr, seed, scale=scale, extra_checks=seed < n_extra)
+                )
             for seed in range(n_nograft):
                 snr = SNRS[seed % len(SNRS)]
-                cases.append(Case(mode, spacing, snr, 1000 + seed, kind="nograft"))
-    for spacing in SPACINGS:
-        for seed in range(n_cordfrom):
-            snr = SNRS[seed % len(SNRS)]
-            cases.append(Case("iron", spacing, snr, 2000 + seed, kind="cordfrom"))
+                cases.append(Case(mode, spacing, snr, 1000 + seed, "nograft", scale))
+    if "iron" in modes:
+        for spacing in spacings:
+            for seed in range(n_cordfrom):
+                snr = SNRS[seed % len(SNRS)]
+                cases.append(Case("iron", spacing, snr, 2000 + seed, "cordfrom", scale))
     return cases
 
 
 def _median(values: Sequence[float]) -> float | None:
     return float(np.median(values)) if len(values) else None
+
+
+def _as_failed(row: dict[str, Any]) -> dict[str, Any]:
+    """A case whose pipeline run raised: the worst value of every figure."""
+    inf = float("inf")
+    failed = dict(row, dice=0.0, cord_dice=0.0, in_band=False, volume_mm3=0.0)
+    failed.update(pv_error_pct=inf, bin_error_pct=inf, fp_voxels=1, fp_voxels_per_10mm=inf)
+    return failed
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -438,12 +480,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         checks.append({"check": name, "where": where, "value": value, "limit": f"{op} {limit}"})
         checks[-1]["pass"] = bool(ok)
 
+    rows = [_as_failed(r) if "error" in r else r for r in rows]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["kind"], row["mode"], row["spacing"]), []).append(row)
     for (kind, mode, spacing), group in sorted(groups.items()):
         where = f"{kind} {mode} {spacing}"
         entry: dict[str, Any] = {"kind": kind, "mode": mode, "spacing": spacing, "n": len(group)}
+        entry["n_errors"] = sum("error" in r for r in group)
         if kind in ("graft", "cordfrom"):
             big = [r for r in group if r["truth_n_voxels"] >= ACCEPT["min_graft_voxels"]]
             entry.update(
@@ -540,17 +584,27 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The tables of a campaign summary, as markdown."""
+    grids = summary.get("grids_mm")
+    head = []
+    if grids:
+        head = [
+            f"Scale {summary.get('scale')}: iso = {' × '.join(map(str, grids['iso']))} mm, "
+            f"thick = {' × '.join(map(str, grids['thick']))} mm.",
+            "",
+        ]
     lines = [
-        "| kind | mode | voxels | n | n ≥ 50 vox | median abs PV err % | median PV err % "
-        "| median abs bin err % | min / median Dice | band coverage % | cord Dice min "
-        "| k2≥k3 | gain same | FP vox / 10 mm (max, mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *head,
+        "| kind | mode | voxels | n | errors | n ≥ 50 vox | median abs PV err % "
+        "| median PV err % | median abs bin err % | min / median Dice | band coverage % "
+        "| cord Dice min | k2≥k3 | gain same | FP vox / 10 mm (max, mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in summary["conditions"]:
-        spacing = "0.8 iso" if c["spacing"] == "iso" else "0.5×0.5×3"
+        spacing = "iso" if c["spacing"] == "iso" else "thick"
         if c["kind"] == "nograft":
             lines.append(
-                f"| no graft | {c['mode']} | {spacing} | {c['n']} | | | | | | | | | "
+                f"| no graft | {c['mode']} | {spacing} | {c['n']} | {c['n_errors']} "
+                "| | | | | | | | | "
                 f"| {_fmt(c['max_fp_voxels_per_10mm'])}, {_fmt(c['mean_fp_voxels_per_10mm'])} |"
             )
             continue
@@ -558,7 +612,8 @@ def markdown(summary: dict[str, Any]) -> str:
         k2 = f"{c['k2_ge_k3']}/{extra}" if extra else ""
         gain = f"{c['gain_identical']}/{extra}" if extra else ""
         lines.append(
-            f"| {c['kind']} | {c['mode']} | {spacing} | {c['n']} | {c['n_ge_50_voxels']} "
+            f"| {c['kind']} | {c['mode']} | {spacing} | {c['n']} | {c['n_errors']} "
+            f"| {c['n_ge_50_voxels']} "
             f"| {_fmt(c['median_abs_pv_error_pct'])} | {_fmt(c['median_pv_error_pct'])} "
             f"| {_fmt(c['median_abs_bin_error_pct'])} "
             f"| {_fmt(c['min_dice'], 3)} / {_fmt(c['median_dice'], 3)} "
@@ -572,7 +627,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in summary["by_snr"]:
-        spacing = "0.8 iso" if c["spacing"] == "iso" else "0.5×0.5×3"
+        spacing = "iso" if c["spacing"] == "iso" else "thick"
         lines.append(
             f"| {c['mode']} | {spacing} | {c['snr']:.0f} | {c['n']} "
             f"| {_fmt(c['median_abs_pv_error_pct'])} | {_fmt(c['median_abs_bin_error_pct'])} "
@@ -585,6 +640,75 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {'yes' if c['pass'] else '**NO**'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+#: Cases drawn by ``--figures``: per mode, the isotropic grid, the 3 mm grid at its worst-looking
+#: SNR, and (iron) a --cord-from session with motion between the T2w and the T2*w.
+FIGURE_CASES = {
+    "t2": [Case("t2", "iso", 20.0, 1), Case("t2", "thick", 40.0, 5)],
+    "iron": [
+        Case("iron", "iso", 20.0, 1),
+        Case("iron", "thick", 40.0, 2),
+        Case("iron", "thick", 10.0, 2003, kind="cordfrom"),
+    ],
+}
+
+
+def figure(cases: Sequence[Case], path: str | Path) -> list[dict[str, Any]]:
+    """Sagittal and axial cuts through the site: truth vs result contours, one row per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(cases), 2, figsize=(7.0, 3.4 * len(cases)), squeeze=False)
+    rows = []
+    for (sag, ax_), case in zip(axes, cases, strict=True):
+        arr: dict[str, Any] = {}
+        row = run_case(case, arrays=arr)
+        rows.append(row)
+        image, sp = arr["image"], np.asarray(arr["spacing"])
+        x, y, z = (int(c) for c in np.rint(arr["site"]))
+        layers = [("truth", "lime", "solid"), ("graft", "red", "solid")]
+        layers += [("truth_cord", "yellow", "dotted"), ("cord", "orange", "dashed")]
+        if case.mode == "t2":
+            layers += [("truth_cyst", "deepskyblue", "solid"), ("cyst", "magenta", "solid")]
+        cuts = [
+            (sag, (x, slice(None), slice(None)), (1, 2), (y, z), (14.0, 22.0), "sagittal"),
+            (ax_, (slice(None), slice(None), z), (0, 1), (x, y), (11.0, 11.0), "axial"),
+        ]
+        for ax, cut, (a, b), (ca, cb), half, name in cuts:
+            extent = [-0.5 * sp[a], (image.shape[a] - 0.5) * sp[a]]
+            extent += [-0.5 * sp[b], (image.shape[b] - 0.5) * sp[b]]
+            ax.imshow(image[cut].T, origin="lower", cmap="gray", extent=extent)
+            u = np.arange(image.shape[a]) * sp[a]
+            v = np.arange(image.shape[b]) * sp[b]
+            for key, colour, style in layers:
+                mask = arr[key][cut]
+                if mask.any():
+                    ax.contour(u, v, mask.T.astype(float), [0.5], colors=colour, linestyles=style)
+            ax.set_xlim(ca * sp[a] - half[0], ca * sp[a] + half[0])
+            ax.set_ylim(cb * sp[b] - half[1], cb * sp[b] + half[1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(name, fontsize=8)
+        voxels = "0.8 mm iso" if case.spacing == "iso" else "0.5×0.5×3 mm"
+        sag.set_ylabel(
+            f"{case.kind} {case.mode} {voxels} SNR {case.snr:.0f}\nDice {row['dice']:.3f}, "
+            f"PV {row['pv_error_pct']:+.1f} %, cord Dice {row['cord_dice']:.3f}",
+            fontsize=7,
+        )
+    fig.suptitle(
+        "truth green, result red; cyst truth blue, result magenta; "
+        "cord truth yellow dotted, result orange dashed",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -603,12 +727,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="diagnostic: N4 fitting levels instead of the pipeline default",
     )
+    parser.add_argument("--scale", choices=("human", "rodent"), default="human")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--spacings", nargs="+", choices=tuple(SPACINGS), default=list(SPACINGS))
+    parser.add_argument(
+        "--no-cyst", action="store_true", help="diagnostic: t2 phantoms without their cyst"
+    )
+    parser.add_argument("--figures", metavar="DIR", help="draw val_t2.png and val_iron.png there")
     args = parser.parse_args(argv)
+    if args.figures:
+        for mode, cases in FIGURE_CASES.items():
+            figure(cases, Path(args.figures) / f"val_{mode}.png")
 
-    cases = campaign_cases(args.seeds, args.extra, args.nograft, args.cordfrom)
+    cases = campaign_cases(
+        args.seeds,
+        args.extra,
+        args.nograft,
+        args.cordfrom,
+        scale=args.scale,
+        modes=args.modes,
+        spacings=args.spacings,
+    )
     if args.n4_levels is not None:
         config = (("preprocess", (("n4_levels", args.n4_levels),)),)
         cases = [dataclasses.replace(c, config=config) for c in cases]
+    if args.no_cyst:
+        cases = [dataclasses.replace(c, phantom=(("cyst_volume_mm3", 0.0),)) for c in cases]
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     if args.workers > 1:
@@ -618,6 +762,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = [run_case(c) for c in cases]
     summary = summarise(rows)
+    summary["scale"] = args.scale
+    summary["grids_mm"] = GRIDS[args.scale]
+    summary["options"] = {k: v for k, v in vars(args).items() if k != "out"}
     summary["wall_s"] = time.perf_counter() - t0
     summary["n_cases"] = len(rows)
     table = markdown(summary)

@@ -30,11 +30,19 @@ _spec.loader.exec_module(vp)
 
 SEEDS = (0, 1, 2)  # SNR 10, 20, 40
 CONDITIONS = [(mode, spacing) for mode in vp.MODES for spacing in vp.SPACINGS]
+#: Conditions whose seed 0 is also run at k = 2 and with the image × 7.3 (one per mode).
+EXTRA = [("t2", "iso"), ("iron", "thick")]
 
 
 def _cases() -> list:
     cases = [
-        vp.Case(mode, spacing, vp.SNRS[seed % 3], seed, extra_checks=seed == 0)
+        vp.Case(
+            mode,
+            spacing,
+            vp.SNRS[seed % 3],
+            seed,
+            extra_checks=seed == 0 and (mode, spacing) in EXTRA,
+        )
         for mode, spacing in CONDITIONS
         for seed in SEEDS
     ]
@@ -107,14 +115,14 @@ def test_true_volume_inside_band(rows, mode, spacing):
         assert r["low_mm3"] <= r["volume_mm3"] <= r["high_mm3"]
 
 
-@pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
+@pytest.mark.parametrize(("mode", "spacing"), EXTRA)
 def test_k2_volume_not_below_k3(rows, mode, spacing):
     r = rows[("graft", mode, spacing, 0)]
     assert r["k2_volume_mm3"] >= r["volume_mm3"]
     assert r["k2_contains_k3"]
 
 
-@pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
+@pytest.mark.parametrize(("mode", "spacing"), EXTRA)
 def test_global_gain_changes_no_result(rows, mode, spacing):
     r = rows[("graft", mode, spacing, 0)]
     assert r["gain_same_graft"]

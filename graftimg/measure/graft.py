@@ -318,9 +318,17 @@ def partial_volume_mm3(
     n_side = max(_BACKGROUND_MIN_SLICES, round(_BACKGROUND_MM / spacing[2]))
     lesion_any = graft | (cyst if cyst is not None else False)
     idx = np.argwhere(lesion_any)
-    margin = np.array([3, 3, n_side + 4])
+    z_lo = max(int(idx[:, 2].min()) - n_side - 4, 0)
+    z_hi = min(int(idx[:, 2].max()) + n_side + 5, graft.shape[2])
+    # In-plane margin: the shell, plus how far the centerline drifts over those slices (the
+    # background slices are shifted onto the lesion's).
+    line_all = np.asarray(centerline_voxels, dtype=np.float64)
+    drift = line_all[z_lo:z_hi] - np.nanmean(line_all[idx[:, 2]], axis=0)
+    reach = np.nanmax(np.abs(drift), axis=0) if np.isfinite(drift).any() else np.zeros(2)
+    margin = np.array([3 + int(np.ceil(reach[0])), 3 + int(np.ceil(reach[1])), 0])
     lo = np.maximum(idx.min(axis=0) - margin, 0)
     hi = np.minimum(idx.max(axis=0) + margin + 1, graft.shape)
+    lo[2], hi[2] = z_lo, z_hi
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     data = np.asarray(image[box], dtype=np.float64)
     g = graft[box]
@@ -329,7 +337,7 @@ def partial_volume_mm3(
     core = ndimage.binary_erosion(g, _FACES)
     region = (g & ~core) | shell
 
-    line = np.asarray(centerline_voxels, dtype=np.float64)[box[2]] - lo[:2]
+    line = line_all[box[2]] - lo[:2]
     wanted = np.flatnonzero(region.any(axis=(0, 1)))
     planes = along_cord_background(data, zone, line, wanted, n_side=n_side)
     background = np.full(data.shape, float(level_normal))

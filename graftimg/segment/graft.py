@@ -266,7 +266,8 @@ class GraftLevels:
     normal : float
         Normal cord level ``μ`` (reference median).
     sigma : float
-        Reference robust SD ``σ``.
+        The spread used, ``σ``: the larger of the reference's ``1.4826·MAD`` and its one-sided
+        spread on the graft's side (``sigma_upper`` in t2, ``sigma_lower`` in iron).
     threshold : float
         ``μ − kσ`` (iron) or ``μ + kσ`` (t2).
     threshold_strict : float
