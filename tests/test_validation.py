@@ -8,8 +8,11 @@ phantom session, writes it as NIfTI as the generator stores it, loads it and run
 graft (``t2``, cyst apart) or the blooming void (``iron``), analytic volume, occupancy ≥ 0.5 mask
 in the image grid.
 
-Conditions that the campaign shows failing are marked ``xfail(strict=True)`` with the measured
-cause, so the suite records the limit and tells when a fix lifts it.
+Conditions that fail on these seeds are marked ``xfail(strict=True)`` with the measured cause,
+so the suite records the limit and tells when a fix lifts it. The verdict is the 20-seed
+campaign: on seeds 0–2 the median |PV error| of ``t2`` at 0.8 mm (3.7 %) and of ``iron`` at
+0.5 × 0.5 × 3 mm (4.3 %) pass, while over 20 seeds they are 8.7 % and 6.2 % (docs/validation.md);
+here they guard against regressions.
 """
 
 from __future__ import annotations
