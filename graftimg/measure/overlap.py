@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graftimg.errors import DimensionError, SpacingError
+from graftimg.errors import DimensionError
+from graftimg.measure.volume import _validated_spacing
 
 __all__ = [
     "dice",
@@ -31,16 +32,6 @@ __all__ = [
     "volume_similarity",
     "volume_similarity_signed",
 ]
-
-
-def _validated_spacing(spacing) -> tuple[float, float, float]:
-    values = np.asarray(spacing, dtype=float).ravel()
-    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise SpacingError(
-            f"spacing must be three positive finite voxel sizes in mm, got {spacing!r}",
-            hint="pass the volume's spacing, e.g. (0.5, 0.5, 1.0)",
-        )
-    return (float(values[0]), float(values[1]), float(values[2]))
 
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:

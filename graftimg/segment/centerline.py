@@ -19,23 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graftimg.errors import DimensionError, SegmentationError, SpacingError
+from graftimg.errors import DimensionError, SegmentationError
+from graftimg.measure.volume import _validated_spacing
 
 __all__ = ["Centerline", "fit_centerline"]
 
 # Sub-steps per slice when integrating the arc length of the spline.
 _ARC_SUBSTEPS = 16
-
-
-def _validated_spacing(spacing) -> tuple[float, float, float]:
-    """Return ``spacing`` as three positive finite floats, or raise SpacingError."""
-    values = np.asarray(spacing, dtype=float).ravel()
-    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise SpacingError(
-            f"spacing must be three positive finite voxel sizes in mm, got {spacing!r}",
-            hint="pass the volume's spacing, e.g. (0.5, 0.5, 1.0)",
-        )
-    return (float(values[0]), float(values[1]), float(values[2]))
 
 
 @dataclass(frozen=True, eq=False)
