@@ -225,6 +225,47 @@ def test_gain_changes_nothing(mode):
     assert a.graft_mask.any()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_wide_field_of_view_gives_the_same_graft(mode):
+    # segment_graft works on the cord's in-plane box: a field of view padded with far
+    # background (cropped away) gives the same masks, levels and components, in place.
+    cyst = CYST_SEMI_MM if mode == "t2" else None
+    p = make_phantom(spacing=ISO, mode=mode, seed=3, cyst_semi_mm=cyst)
+    pad = ((40, 25), (31, 50), (0, 0))
+    rng = np.random.default_rng(1)
+    background = LEVELS[mode]["background"]
+    wide_image = np.pad(p["image"], pad, constant_values=0)
+    ring = np.pad(np.zeros(p["image"].shape, bool), pad, constant_values=True)
+    wide_image[ring] = background + rng.normal(0, 1, int(ring.sum()))
+    a = run(p, mode=mode)
+    b = segment_graft(
+        wide_image,
+        np.pad(p["cord"], pad),
+        p["s_mm"],
+        np.add(p["site"], [40, 31, 0]),
+        spacing=p["spacing"],
+        mode=mode,
+    )
+    inner = tuple(slice(lo, n - hi) for (lo, hi), n in zip(pad, wide_image.shape))
+    for name in (
+        "graft_mask",
+        "cyst_mask",
+        "graft_mask_strict",
+        "graft_mask_sensitive",
+        "search_mask",
+    ):
+        full = getattr(b, name)
+        np.testing.assert_array_equal(full[inner], getattr(a, name))
+        assert not full[ring].any()
+    assert a.graft_mask.any()
+    np.testing.assert_equal(dataclasses.astuple(b.levels), dataclasses.astuple(a.levels))
+    assert b.flags == a.flags
+    assert b.site_voxel == tuple(np.add(p["site"], [40, 31, 0]))
+    assert [c.centroid_voxel for c in b.components] == [
+        tuple(np.add(c.centroid_voxel, [40, 31, 0])) for c in a.components
+    ]
+
+
 @pytest.mark.parametrize("spacing", SPACINGS)
 def test_t2_cyst_is_split_off(spacing):
     p = make_phantom(

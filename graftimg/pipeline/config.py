@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from graftimg.segment.graft import GraftParams
 
 __all__ = [
+    "KNOT_SPACING_DEFAULTS",
     "SHRINK_DEFAULTS",
     "CordConfig",
     "PipelineConfig",
@@ -33,6 +34,10 @@ Scale = Literal["human", "rodent"]
 
 #: N4 shrink factor by scale (human images are larger; rodent voxels are already small).
 SHRINK_DEFAULTS: dict[str, int] = {"human": 2, "rodent": 1}
+
+#: Smallest N4 knot spacing by scale (mm): about 3 cord diameters, so the bias model cannot fit a
+#: graft, a cyst or the cord itself (human cord ≈ 10 mm across, rat ≈ 3 mm).
+KNOT_SPACING_DEFAULTS: dict[str, float] = {"human": 30.0, "rodent": 10.0}
 
 
 class _Strict(BaseModel):
@@ -47,7 +52,19 @@ class PreprocessConfig(_Strict):
         None, ge=1, le=8, description="N4 works on an image shrunk by this factor"
     )
     n4_iterations: int = Field(50, ge=1, description="N4 iterations per level")
-    n4_levels: int = Field(4, ge=1, le=6, description="N4 fitting levels")
+    n4_levels: int = Field(
+        4,
+        ge=1,
+        le=6,
+        description="at most this many N4 fitting levels (fewer when the knots "
+        "would come closer than n4_knot_spacing_mm)",
+    )
+    n4_knot_spacing_mm: float | None = Field(
+        None,
+        gt=0,
+        description="smallest distance between N4's finest B-spline knots, mm "
+        "(default: 30 human, 10 rodent)",
+    )
     normalize: bool = Field(
         True,
         description="divide intensities by the cord's median, so reported levels (reference "
@@ -118,6 +135,8 @@ class PipelineConfig(_Strict):
         out["graft"] = dataclasses.asdict(self.graft_params(chosen))
         if out["preprocess"]["shrink_factor"] is None:
             out["preprocess"]["shrink_factor"] = SHRINK_DEFAULTS[chosen]
+        if out["preprocess"]["n4_knot_spacing_mm"] is None:
+            out["preprocess"]["n4_knot_spacing_mm"] = KNOT_SPACING_DEFAULTS[chosen]
         return out
 
 

@@ -165,7 +165,11 @@ def cord_for_session(
             transform, reg_details = _refine(volume, companion, seg.mask)
             details.update(reg_details)
             if reg_details.get("registration_poor"):
+                # A failed refinement is worse than none: the scanner coordinates of two
+                # images of one session are right to within the subject's motion.
                 flags.append("registration_poor")
+                transform = None
+            details["registration_applied"] = transform is not None
         mask = _carry(seg.mask, companion, volume, transform)
         if not mask.any():
             raise SegmentationError(
@@ -210,7 +214,8 @@ def _refine(target: Volume, companion: Volume, companion_cord: np.ndarray):
         return None, {"registration": "skipped: cord outside the target's field of view"}
     # Metric mask: the carried cord dilated by 5 mm (human) / 1 mm (rodent). A margin that only
     # reaches through the CSF ring lets the optimiser settle on anti-correlated fits.
-    margin_mm = 5.0 if min(target.spacing) >= 0.25 else 1.0
+    human = min(target.spacing) >= 0.25
+    margin_mm = 5.0 if human else 1.0
     distance = ndimage.distance_transform_edt(~carried, sampling=target.spacing)
     metric_mask = distance <= margin_mm
     center = target.voxel_to_world(np.argwhere(carried).mean(axis=0))
@@ -223,14 +228,20 @@ def _refine(target: Volume, companion: Volume, companion_cord: np.ndarray):
         center_mm=center,
         metric="mattes",
     )
+    # Within one session the subject moves a few mm at most; a larger correction means the
+    # optimiser followed something else (a human cord is ~10 mm across, a rat's ~3 mm).
+    max_shift_mm = 15.0 if human else 4.0
+    shift = np.linalg.norm(reg.map_points(center) - center)
+    implausible = bool(shift > max_shift_mm or reg.rotation_deg > 15.0)
     details = {
         "registration": "rigid, Mattes MI, cord-masked",
+        "registration_cord_shift_mm": float(shift),
         "registration_correlation": float(reg.correlation),
         "registration_translation_mm": [float(v) for v in reg.translation_mm],
         "registration_rotation_deg": float(reg.rotation_deg),
         "registration_flags": list(reg.flags),
         # Cross-contrast (T2w → T2*w) correlation is low even when aligned: only the
         # registration's own failure flags count.
-        "registration_poor": any("fail" in f or "poor" in f for f in reg.flags),
+        "registration_poor": bool(reg.flags) or implausible,
     }
     return reg.world_matrix, details

@@ -166,11 +166,13 @@ def segment_volume(
             shrink_factor=params["preprocess"]["shrink_factor"],
             n_levels=config.preprocess.n4_levels,
             n_iterations=config.preprocess.n4_iterations,
+            knot_spacing_mm=params["preprocess"]["n4_knot_spacing_mm"],
         )
         image = corrected.image
         field_in_body = corrected.field[corrected.mask]
         preprocess = {
             "bias_correction": True,
+            "n4_levels": corrected.n_levels,
             "bias_field_range": [float(field_in_body.min()), float(field_in_body.max())]
             if field_in_body.size
             else None,

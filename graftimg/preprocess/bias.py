@@ -40,7 +40,7 @@ import numpy as np
 from graftimg.errors import DimensionError, SegmentationError
 from graftimg.preprocess.body import _check_image, body_mask
 
-__all__ = ["BiasCorrection", "correct_bias", "n4_shrink_factors"]
+__all__ = ["BiasCorrection", "correct_bias", "n4_mesh", "n4_shrink_factors"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +59,8 @@ class BiasCorrection:
         positive intensities).
     shrink_factors : tuple of 3 int
         Shrink factor used along each axis.
+    n_levels : int
+        B-spline fitting levels N4 ran.
     n_iterations_last_level : int
         Iterations N4 ran at its finest fitting level (equal to the maximum when the
         convergence threshold was not reached).
@@ -70,6 +72,7 @@ class BiasCorrection:
     field: np.ndarray
     mask: np.ndarray
     shrink_factors: tuple[int, int, int]
+    n_levels: int
     n_iterations_last_level: int
     convergence_last_level: float
 
@@ -127,6 +130,56 @@ def n4_shrink_factors(
         s += 1
 
 
+def n4_mesh(
+    extent_mm: Sequence[float], knot_spacing_mm: float, max_levels: int = 4
+) -> tuple[int, tuple[int, int, int]]:
+    """N4 fitting levels and initial control points keeping the finest knots far enough apart.
+
+    N4's cubic B-spline mesh starts with ``control_points − 3`` spans per axis and doubles at
+    every level. A mesh finer than the bias field lets N4 fit anatomy: at 4 levels over a 64 mm
+    field of view the knots are 8 mm apart, the size of a graft, and N4 "corrects" the graft's
+    own contrast away. This chooses the most levels (at most ``max_levels``) for which every
+    axis can keep its finest knot spacing ≥ ``knot_spacing_mm``, then per-axis control points
+    so that each axis ends with as many spans as that allows (at least one).
+
+    Parameters
+    ----------
+    extent_mm : sequence of 3 float
+        Field of view per axis (mm).
+    knot_spacing_mm : float
+        Smallest allowed distance between the finest level's knots (mm).
+    max_levels : int, optional
+        Upper bound on the number of fitting levels.
+
+    Returns
+    -------
+    n_levels : int
+    control_points : tuple of 3 int
+        Initial control points per axis (spans + 3).
+
+    Examples
+    --------
+    >>> n4_mesh((64.0, 64.0, 84.0), 30.0)
+    (2, (4, 4, 4))
+    >>> n4_mesh((200.0, 200.0, 400.0), 30.0)
+    (3, (4, 4, 6))
+    >>> n4_mesh((32.0, 32.0, 84.0), 30.0)
+    (1, (4, 4, 5))
+    >>> n4_mesh((20.0, 20.0, 20.0), 30.0)
+    (1, (4, 4, 4))
+    """
+    if not knot_spacing_mm > 0:
+        raise ValueError(f"knot_spacing_mm must be > 0, got {knot_spacing_mm}")
+    if max_levels < 1:
+        raise ValueError(f"max_levels must be ≥ 1, got {max_levels}")
+    spans_max = [max(1, math.floor(float(e) / knot_spacing_mm)) for e in extent_mm]
+    # Levels: the mesh doubles on every axis, so the shortest axis bounds the depth.
+    n_levels = max(1, min(int(max_levels), 1 + math.floor(math.log2(min(spans_max)))))
+    doubling = 2 ** (n_levels - 1)
+    control = tuple(3 + max(1, s // doubling) for s in spans_max)
+    return n_levels, control  # type: ignore[return-value]
+
+
 def _to_sitk(array: np.ndarray, spacing: Sequence[float]):
     """SimpleITK image of an (X, Y, Z) array (SimpleITK index order is x fastest)."""
     import SimpleITK as sitk
@@ -166,6 +219,7 @@ def correct_bias(
     n_iterations: int = 50,
     convergence: float = 1e-6,
     max_fit_voxels: int | None = 16_384,
+    knot_spacing_mm: float | None = None,
 ) -> BiasCorrection:
     """Remove a smooth multiplicative bias field with N4, keeping the overall scale.
 
@@ -182,13 +236,17 @@ def correct_bias(
         Minimum shrink along the finest axis (METHODS: 2 human, 1 rodent); see
         :func:`n4_shrink_factors`.
     n_levels : int, optional
-        Number of B-spline fitting levels (the control mesh doubles at each).
+        Number of B-spline fitting levels (the control mesh doubles at each); with
+        ``knot_spacing_mm`` the upper bound on it.
     n_iterations : int, optional
         Maximum iterations per level.
     convergence : float, optional
         N4 convergence threshold.
     max_fit_voxels : int or None, optional
         Voxel budget of the shrunk image (speed); ``None`` shrinks by ``shrink_factor`` only.
+    knot_spacing_mm : float, optional
+        Smallest distance between the finest B-spline knots (mm), via :func:`n4_mesh`. ``None``
+        keeps ITK's default mesh (4 control points per axis) refined over ``n_levels``.
 
     Returns
     -------
@@ -251,6 +309,10 @@ def correct_bias(
     full.SetSpacing(spacing_t)
 
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
+    if knot_spacing_mm is not None:
+        extent = [n * d for n, d in zip(data.shape, spacing_t)]
+        n_levels, control = n4_mesh(extent, knot_spacing_mm, max_levels=n_levels)
+        n4.SetNumberOfControlPoints([int(c) for c in control])
     n4.SetMaximumNumberOfIterations([int(n_iterations)] * int(n_levels))
     n4.SetConvergenceThreshold(float(convergence))
     try:
@@ -278,6 +340,7 @@ def correct_bias(
         field=field,
         mask=fit_mask,
         shrink_factors=tuple(int(f) for f in factors),  # type: ignore[arg-type]
+        n_levels=int(n_levels),
         n_iterations_last_level=int(n4.GetElapsedIterations()),
         convergence_last_level=float(n4.GetCurrentConvergenceMeasurement()),
     )

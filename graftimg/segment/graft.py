@@ -59,6 +59,8 @@ window, so a residual bias along the cord of a few σ shifts them.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
@@ -485,6 +487,84 @@ def segment_graft(
             "the cord mask is empty", hint="check the cord segmentation of this session"
         )
     site = _check_site(site_voxel, image.shape)
+    # Everything below looks at the cord and a CSF ring around it: work on the in-plane box of
+    # the cord plus that ring (a 384 × 384 field of view holds a cord of ~20 × 20 voxels).
+    box = _cord_box(cord, spacing, params)
+    if box is None:
+        return _segment_graft_box(
+            image,
+            cord,
+            s_raw,
+            site,
+            spacing=spacing,
+            mode=mode,
+            params=params,
+            noise_sigma=noise_sigma,
+        )
+    offset = np.array([box[0].start, box[1].start, 0], dtype=np.float64)
+    inner = _segment_graft_box(
+        image[box],
+        cord[box],
+        s_raw,
+        tuple(np.asarray(site) - offset),
+        spacing=spacing,
+        mode=mode,
+        params=params,
+        noise_sigma=noise_sigma,
+    )
+
+    def uncrop(mask: np.ndarray) -> np.ndarray:
+        full = np.zeros(image.shape, dtype=bool)
+        full[box] = mask
+        return full
+
+    return dataclasses.replace(
+        inner,
+        graft_mask=uncrop(inner.graft_mask),
+        cyst_mask=uncrop(inner.cyst_mask),
+        graft_mask_strict=uncrop(inner.graft_mask_strict),
+        graft_mask_sensitive=uncrop(inner.graft_mask_sensitive),
+        search_mask=uncrop(inner.search_mask),
+        components=tuple(
+            dataclasses.replace(c, centroid_voxel=tuple(np.add(c.centroid_voxel, offset).tolist()))
+            for c in inner.components
+        ),
+        site_voxel=site,
+    )
+
+
+def _cord_box(
+    cord: np.ndarray, spacing: tuple[float, float, float], params: GraftParams
+) -> tuple[slice, slice, slice] | None:
+    """In-plane box of the cord plus every ring the segmentation reads; None if it saves little."""
+    margin_mm = params.csf_ring_width_mm + 2.0 * max(spacing[0], spacing[1])
+    margin_vox = params.search_dilate_voxels + params.csf_ring_gap_voxels + 3
+    box = []
+    for axis in (0, 1):
+        other = (1, 0)[axis]
+        present = np.flatnonzero(cord.any(axis=(other, 2)))
+        pad = margin_vox + math.ceil(margin_mm / spacing[axis])
+        lo = max(int(present[0]) - pad, 0)
+        hi = min(int(present[-1]) + pad + 1, cord.shape[axis])
+        box.append(slice(lo, hi))
+    kept = (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+    if kept > 0.7 * cord.shape[0] * cord.shape[1]:
+        return None
+    return (box[0], box[1], slice(None))
+
+
+def _segment_graft_box(
+    image: np.ndarray,
+    cord: np.ndarray,
+    s_raw: np.ndarray,
+    site: tuple[float, float, float],
+    *,
+    spacing: tuple[float, float, float],
+    mode: Mode,
+    params: GraftParams,
+    noise_sigma: float | None,
+) -> GraftSegmentation:
+    """:func:`segment_graft` on a checked (possibly cropped) grid."""
     s = center_on_site(s_raw, site[2])
     flags: set[str] = set()
 
