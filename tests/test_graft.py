@@ -318,7 +318,14 @@ def test_iron_levels_use_noise_estimate():
     assert with_noise.levels.full == pytest.approx(p["noise_sigma"] * np.sqrt(np.pi / 2))
     assert with_noise.levels.full_source == "noise_sigma"
     assert without.levels.full_source == "reference_sigma"
-    np.testing.assert_array_equal(with_noise.graft_mask, without.graft_mask)
+    # The detection does not use it; the half-contrast edge does, a little (the void level is
+    # σ_noise·√(π/2) against a cord at 1: a few per cent of the contrast).
+    assert dice(with_noise.graft_mask, without.graft_mask) >= 0.97
+    threshold = GraftParams(iron_boundary="threshold")
+    np.testing.assert_array_equal(
+        run(p, mode="iron", noise_sigma=p["noise_sigma"], params=threshold).graft_mask,
+        run(p, mode="iron", params=threshold).graft_mask,
+    )
 
 
 # --- false positives ---------------------------------------------------------------------------
@@ -384,7 +391,11 @@ def test_far_component_is_reported_not_kept():
     assert far_comp.n_voxels == 56 and far_comp.volume_mm3 == pytest.approx(56 * 0.125)
     # A larger keep distance takes it in.
     wide = run(p, mode="iron", image=image, params=GraftParams(site_distance_mm=25))
-    assert (wide.graft_mask & far).sum() == 56
+    # The edge at half contrast gives the corners back (they are void); the plain threshold
+    # keeps what the opening left.
+    assert (wide.graft_mask & far).sum() == 64
+    plain = GraftParams(site_distance_mm=25, iron_boundary="threshold")
+    assert (run(p, mode="iron", image=image, params=plain).graft_mask & far).sum() == 56
 
 
 def test_small_components_are_dropped_by_volume():

@@ -122,6 +122,7 @@ def measure_graft(
             level_normal=levels.normal,
             level_full=levels.full,
             noise_sigma=float(sigma_n),
+            support=seg.support_mask,
         )
     else:
         v_pv = v_bin
@@ -277,6 +278,7 @@ def partial_volume_mm3(
     level_normal: float,
     level_full: float,
     noise_sigma: float,
+    support: np.ndarray | None = None,
 ) -> float:
     """Partial-volume-weighted graft volume in mm³ (the model is in the module docstring).
 
@@ -300,6 +302,10 @@ def partial_volume_mm3(
         t2 graft level used when the interior is too small to measure it.
     noise_sigma : float
         Noise SD of one channel (iron: Rician bias removal).
+    support : (X, Y, Z) ndarray of bool, optional
+        Voxels beyond the mask that may still hold part of the graft (iron: the detections at
+        ``k − 1`` before the edge moved to half contrast — the dephasing halo); they and their
+        neighbours are weighted too.
 
     Returns
     -------
@@ -316,7 +322,8 @@ def partial_volume_mm3(
     )
     # Work in a box around the graft, long enough along the cord to reach the background.
     n_side = max(_BACKGROUND_MIN_SLICES, round(_BACKGROUND_MM / spacing[2]))
-    lesion_any = graft | (cyst if cyst is not None else False)
+    reach_mask = graft if support is None else graft | support
+    lesion_any = reach_mask | (cyst if cyst is not None else False)
     idx = np.argwhere(lesion_any)
     z_lo = max(int(idx[:, 2].min()) - n_side - 4, 0)
     z_hi = min(int(idx[:, 2].max()) + n_side + 5, graft.shape[2])
@@ -333,7 +340,7 @@ def partial_volume_mm3(
     data = np.asarray(image[box], dtype=np.float64)
     g = graft[box]
     zone = ndimage.binary_dilation(lesion_any[box], _FULL)
-    shell = ndimage.binary_dilation(g, _FULL) & ~g & ~cyst_zone[box]
+    shell = ndimage.binary_dilation(reach_mask[box], _FULL) & ~g & ~cyst_zone[box]
     core = ndimage.binary_erosion(g, _FACES)
     region = (g & ~core) | shell
 

@@ -98,6 +98,9 @@ _RAYLEIGH_MEAN = float(np.sqrt(np.pi / 2.0))
 Mode = Literal["iron", "t2"]
 Refine = Literal["none", "connected_threshold", "confidence_connected"]
 
+#: t2: graft voxels above the graft level by this many noise SDs raise ``possible_subvoxel_cyst``.
+_SUBVOXEL_CYST_K = 3.0
+
 _SCALES: dict[str, dict[str, float]] = {
     # Human cord (≈ 8.5 × 12.5 mm), grafts 20–500 mm³, voxels 0.5–0.8 mm in-plane.
     "human": {},
@@ -159,6 +162,14 @@ class GraftParams:
         this (5; METHODS §1.1: thresholds are unreliable below ≈ 5).
     refine : {"none", "connected_threshold", "confidence_connected"}
         Optional region growing from the most abnormal kept voxel ("none").
+    iron_boundary : {"half_contrast", "threshold"}
+        ``iron``: where the mask's edge lies. ``"threshold"``: every voxel below ``μ − kσ``.
+        ``"half_contrast"`` (default): the ``μ − kσ`` voxels detect the void, and its edge is
+        put where a voxel is at least half void — grown from the detections through 26-connected
+        voxels at or below ``(μ + void level) / 2`` within the search region, dropping detected
+        voxels above it (a component with no such voxel is kept as detected). ``μ − kσ`` moves
+        with the SNR (7.5 % signal loss at SNR 40, ≈ 50 % at SNR 10 with cord texture); the
+        half-contrast edge does not, so the mask matches the void at every SNR.
     confidence_multiplier : float
         ``ConfidenceConnected`` multiplier (2.5).
     confidence_iterations : int
@@ -189,6 +200,7 @@ class GraftParams:
     cyst_core_fraction: float = 0.75
     min_snr: float = 5.0
     refine: Refine = "none"
+    iron_boundary: Literal["half_contrast", "threshold"] = "half_contrast"
     confidence_multiplier: float = 2.5
     confidence_iterations: int = 3
     confidence_radius_voxels: int = 1
@@ -218,6 +230,12 @@ class GraftParams:
         )
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "iron_boundary":
+                if value not in ("half_contrast", "threshold"):
+                    raise ConfigError(
+                        f"iron_boundary must be 'half_contrast' or 'threshold', got {value!r}"
+                    )
+                continue
             if f.name == "refine":
                 if value not in ("none", "connected_threshold", "confidence_connected"):
                     raise ConfigError(
@@ -354,6 +372,9 @@ class GraftSegmentation:
         Graft at ``k − band_k_sigma`` (the high end of the uncertainty band).
     search_mask : (X, Y, Z) ndarray of bool
         Where graft voxels were looked for (window ∩ dilated cord, or ∩ cord in t2).
+    support_mask : (X, Y, Z) ndarray of bool or None
+        iron with ``iron_boundary="half_contrast"``: the detections at ``k − 1`` before the
+        edge moved (the partial-volume measurement weighs them too); None otherwise.
     s_from_site_mm : (Z,) ndarray
         Along-cord distance of each slice from the site, in mm (NaN off-cord).
     reference : ReferenceStats
@@ -368,7 +389,9 @@ class GraftSegmentation:
         Sorted, e.g. ``no_graft_found``, ``reference_too_small``, ``low_snr``,
         ``graft_touches_window_edge``, ``graft_extends_beyond_search_region``,
         ``components_far_from_site``, ``site_outside_cord``, ``threshold_near_noise_floor``,
-        ``csf_contrast_low``, ``csf_reference_too_small``.
+        ``csf_contrast_low``, ``csf_reference_too_small``, ``possible_subvoxel_cyst`` (t2: graft
+        voxels brighter than graft tissue by > 3 noise SDs but not CSF-like — a cyst thinner
+        than the voxel, or oedema, counted in the graft).
     site_voxel : tuple of float
         Injection site used, canonical voxel coordinates.
     spacing : tuple of float
@@ -392,6 +415,7 @@ class GraftSegmentation:
     site_voxel: tuple[float, float, float]
     spacing: tuple[float, float, float]
     params: GraftParams = field(default_factory=GraftParams)
+    support_mask: np.ndarray | None = None
 
     @property
     def voxel_volume_mm3(self) -> float:
@@ -525,6 +549,7 @@ def segment_graft(
         graft_mask_strict=uncrop(inner.graft_mask_strict),
         graft_mask_sensitive=uncrop(inner.graft_mask_sensitive),
         search_mask=uncrop(inner.search_mask),
+        support_mask=None if inner.support_mask is None else uncrop(inner.support_mask),
         components=tuple(
             dataclasses.replace(c, centroid_voxel=tuple(np.add(c.centroid_voxel, offset).tolist()))
             for c in inner.components
@@ -661,6 +686,22 @@ def _segment_graft_box(
         kept["strict"] = kept["strict"] & refined
         kept["sensitive"] = kept["sensitive"] | refined
 
+    support = None
+    if mode == "iron" and params.iron_boundary == "half_contrast":
+        support = kept["sensitive"].copy()
+        void_level = _RAYLEIGH_MEAN * (sigma if noise_sigma is None else float(noise_sigma))
+        background = _local_background(data, cord, kept["sensitive"], mu, spacing)
+        # Decided on a lightly smoothed copy (σ = half the finest voxel): a voxel at the edge
+        # is half void by definition, so its noise would otherwise toss it in or out.
+        finest = min(spacing)
+        blur = [0.5 * finest / d if 0.5 * finest / d >= 0.2 else 0.0 for d in spacing]
+        smooth = ndimage.gaussian_filter(data, blur, mode="nearest")
+        half = smooth <= 0.5 * (background + void_level)
+        for name in ("strict", "main", "sensitive"):
+            kept[name] = _grow_to_half(kept[name], half & search, spacing)
+        kept["strict"] &= kept["main"]
+        kept["sensitive"] |= kept["main"]
+
     cyst = np.zeros_like(kept["main"])
     not_graft = cyst
     cyst_grow = cyst_full = float("nan")
@@ -696,6 +737,13 @@ def _segment_graft_box(
     if snr_noise > 0 and mu / snr_noise < params.min_snr:
         flags.add("low_snr")
 
+    if mode == "t2" and graft.any():
+        # Brighter than graft tissue can be, yet not CSF-like: a cyst thinner than the voxel
+        # (or oedema) mixed with cord. Intensity cannot tell it from graft, so it is counted in
+        # the graft; say so.
+        bright = int((graft & (data > full + _SUBVOXEL_CYST_K * snr_noise)).sum())
+        if bright >= 3 and bright * float(np.prod(spacing)) >= params.min_component_volume_mm3:
+            flags.add("possible_subvoxel_cyst")
     if not graft.any():
         flags.add("no_graft_found")
     else:
@@ -725,6 +773,7 @@ def _segment_graft_box(
         graft_mask_strict=strict,
         graft_mask_sensitive=sensitive,
         search_mask=search | rim,
+        support_mask=support,
         s_from_site_mm=s,
         reference=ref,
         csf_reference=csf_ref,
@@ -900,6 +949,56 @@ def _split_cyst(
             if size > best_size:
                 best_size, best_level = size, level
     return cyst, shell & ~cyst, best_level
+
+
+def _local_background(
+    data: np.ndarray,
+    cord: np.ndarray,
+    lesion: np.ndarray,
+    mu: float,
+    spacing: tuple[float, float, float],
+) -> np.ndarray:
+    """Each voxel's level without the lesion: the along-cord background, ``μ`` elsewhere.
+
+    Grey matter, white matter and CSF differ by tens of per cent on T2*w: half contrast
+    against the cord median would put a void's edge too far out in white matter and not far
+    enough in grey matter. The cord beyond the lesion, shifted along the centerline, says what
+    each voxel would be (:func:`graftimg.measure.graft.along_cord_background`).
+    """
+    from graftimg.measure.graft import along_cord_background
+
+    background = np.full(data.shape, float(mu))
+    if not lesion.any():
+        return background
+    present = cord.any(axis=(0, 1))
+    line = np.full((data.shape[2], 2), np.nan)
+    for z in np.flatnonzero(present):
+        line[z] = np.argwhere(cord[..., z]).mean(axis=0)
+    zone = ndimage.binary_dilation(lesion, _FULL_CONNECTIVITY, iterations=2)
+    n_side = max(2, round(2.5 / spacing[2]))
+    # Each run of lesion slices gets the cord just beyond it, not beyond a distant satellite.
+    runs, n_runs = ndimage.label(zone.any(axis=(0, 1)))
+    for i in range(1, n_runs + 1):
+        wanted = np.flatnonzero(runs == i)
+        part = zone.copy()
+        part[..., runs != i] = False
+        for z, plane in along_cord_background(data, part, line, wanted, n_side=n_side).items():
+            background[..., z] = plane
+    return background
+
+
+def _grow_to_half(
+    detected: np.ndarray, half: np.ndarray, spacing: tuple[float, float, float]
+) -> np.ndarray:
+    """Move a detection's edge to half contrast (see ``GraftParams.iron_boundary``)."""
+    if not detected.any():
+        return detected
+    grown = ndimage.binary_propagation(detected & half, structure=_FULL_CONNECTIVITY, mask=half)
+    labels, n = ndimage.label(detected, structure=_FULL_CONNECTIVITY)
+    reached = np.zeros(n + 1, dtype=bool)
+    reached[labels[detected & half]] = True
+    faint = ~reached[labels] & detected  # components with no half-dark voxel stay as found
+    return _fill_holes_per_slice(grown, spacing) & (half | detected) | faint
 
 
 def _touches_window_edge(graft: np.ndarray, s: np.ndarray, half_length_mm: float) -> bool:
