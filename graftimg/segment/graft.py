@@ -98,6 +98,9 @@ _RAYLEIGH_MEAN = float(np.sqrt(np.pi / 2.0))
 Mode = Literal["iron", "t2"]
 Refine = Literal["none", "connected_threshold", "confidence_connected"]
 
+#: iron, half-contrast edge: the lesion's extent for the along-cord background, in σ below μ.
+_BACKGROUND_ZONE_K = 2.0
+
 #: t2: graft voxels above the graft level by this many noise SDs raise ``possible_subvoxel_cyst``.
 _SUBVOXEL_CYST_K = 3.0
 
@@ -690,7 +693,13 @@ def _segment_graft_box(
     if mode == "iron" and params.iron_boundary == "half_contrast":
         support = kept["sensitive"].copy()
         void_level = _RAYLEIGH_MEAN * (sigma if noise_sigma is None else float(noise_sigma))
-        background = _local_background(data, cord, kept["sensitive"], mu, spacing)
+        # The lesion's extent for the background is its detection at a fixed μ − 2σ, so that
+        # the edge of a void does not move with k (V(k − 1) ≥ V(k) ≥ V(k + 1) stays true).
+        extent, _ = _detect(
+            abnormal(mu - _BACKGROUND_ZONE_K * sigma), search, rim, site, spacing, params
+        )
+        zone = extent if extent.any() else kept["main"]
+        background = _local_background(data, cord, zone, mu, spacing)
         # Decided on a lightly smoothed copy (σ = half the finest voxel): a voxel at the edge
         # is half void by definition, so its noise would otherwise toss it in or out.
         finest = min(spacing)
