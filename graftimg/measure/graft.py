@@ -267,6 +267,37 @@ def along_cord_background(
     return out
 
 
+def _graft_level_voxels(
+    graft: np.ndarray, core: np.ndarray, spacing: tuple[float, ...]
+) -> np.ndarray:
+    """Voxels whose median is the t2 graft level: pure graft, as far as the grid allows.
+
+    Isotropic-ish voxels: the face-eroded interior. Thick slices (slice ≥ 2× the in-plane
+    voxel): a small graft spans two or three slices and its 3D interior is nearly empty, or
+    holds voxels only partly graft through the slice; the in-plane interior of its widest
+    slices (those with at least half the largest in-plane interior) is the purest there is.
+    """
+    thick = int(np.argmax(spacing))
+    fine = [a for a in range(3) if a != thick]
+    if spacing[thick] < 2.0 * max(spacing[a] for a in fine):
+        return core
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1, 1, 1] = True
+    for a in fine:
+        index = [1, 1, 1]
+        for i in (0, 2):
+            index[a] = i
+            structure[tuple(index)] = True
+    inplane = ndimage.binary_erosion(graft, structure)
+    counts = inplane.sum(axis=tuple(fine))
+    if counts.max() == 0:
+        return core
+    widest = counts >= 0.5 * counts.max()
+    shape = [1, 1, 1]
+    shape[thick] = -1
+    return inplane & widest.reshape(shape)
+
+
 def partial_volume_mm3(
     image: np.ndarray,
     graft: np.ndarray,
@@ -357,7 +388,12 @@ def partial_volume_mm3(
         background = np.where(usable, background, float(level_normal))
         weights = (background - signal) / background
     else:
-        full = float(np.median(data[core])) if core.sum() >= _CORE_MIN_VOXELS else level_full
+        level_core = _graft_level_voxels(g, core, spacing)
+        full = (
+            float(np.median(data[level_core]))
+            if level_core.sum() >= _CORE_MIN_VOXELS
+            else level_full
+        )
         contrast = full - background
         # A background within a quarter of the graft contrast of the graft level is not
         # tissue beside the graft (e.g. CSF in a thick slice): the reference stands in.

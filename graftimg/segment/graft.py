@@ -393,8 +393,9 @@ class GraftSegmentation:
         ``graft_touches_window_edge``, ``graft_extends_beyond_search_region``,
         ``components_far_from_site``, ``site_outside_cord``, ``threshold_near_noise_floor``,
         ``csf_contrast_low``, ``csf_reference_too_small``, ``possible_subvoxel_cyst`` (t2: graft
-        voxels brighter than graft tissue by > 3 noise SDs but not CSF-like — a cyst thinner
-        than the voxel, or oedema, counted in the graft).
+        voxels brighter than the graft's median by > 3 noise SDs but not CSF-like — a cyst
+        thinner than the voxel, or oedema, counted in the graft; or a graft so short through
+        the slice that no voxel is pure graft, whose level and PV volume are then unsure).
     site_voxel : tuple of float
         Injection site used, canonical voxel coordinates.
     spacing : tuple of float
