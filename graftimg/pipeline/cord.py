@@ -88,6 +88,11 @@ def _carry(mask: np.ndarray, source: Volume, target: Volume, transform=None) -> 
     )
 
 
+#: A refinement whose cord-rim edge strength is within this fraction below the scanner carry's
+#: still counts as at least as good (ties must not flip with float rounding).
+_EDGE_TOLERANCE = 0.05
+
+
 def _edge_strength(volume: Volume, mask: np.ndarray) -> float:
     """Mean image gradient (per unit of the image's median) on the in-plane rim of ``mask``."""
     from scipy import ndimage
@@ -200,7 +205,10 @@ def cord_for_session(
                 refined = _carry(seg.mask, companion, volume, matrix)
                 edge_refined = _edge_strength(volume, refined)
                 details["registration_edge_strength"] = edge_refined
-                if not reg_details["registration_implausible"] and edge_refined >= edge_carried:
+                # Within 5 %: a tie (no motion), decided for the refinement whatever the
+                # rounding; a diverged registration loses most of the edge (−80 to −90 %).
+                kept = edge_refined >= (1.0 - _EDGE_TOLERANCE) * edge_carried
+                if kept and not reg_details["registration_implausible"]:
                     transform, mask = matrix, refined
                     break
             if transform is None and "registration_edge_strength" in details:
