@@ -725,7 +725,11 @@ def signal_loss_volume(case: Case) -> dict[str, float]:
 #: Cases drawn by ``--figures``: per mode, the isotropic grid, the 3 mm grid at its worst-looking
 #: SNR, and (iron) a --cord-from session with motion between the T2w and the T2*w.
 FIGURE_CASES = {
-    "t2": [Case("t2", "iso", 20.0, 1), Case("t2", "thick", 40.0, 5)],
+    "t2": [
+        Case("t2", "iso", 20.0, 1),
+        accuracy_case("t2", "thick", 40.0, 5),
+        Case("t2", "thick", 40.0, 5, kind="subcyst"),
+    ],
     "iron": [
         Case("iron", "iso", 20.0, 1),
         Case("iron", "thick", 40.0, 2),
