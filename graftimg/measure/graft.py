@@ -281,14 +281,9 @@ def _graft_level_voxels(
     fine = [a for a in range(3) if a != thick]
     if spacing[thick] < 2.0 * max(spacing[a] for a in fine):
         return core
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1, 1, 1] = True
-    for a in fine:
-        index = [1, 1, 1]
-        for i in (0, 2):
-            index[a] = i
-            structure[tuple(index)] = True
-    inplane = ndimage.binary_erosion(graft, structure)
+    from graftimg.segment.reference import _cross
+
+    inplane = ndimage.binary_erosion(graft, _cross(fine))
     counts = inplane.sum(axis=tuple(fine))
     if counts.max() == 0:
         return core

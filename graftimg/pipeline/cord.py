@@ -198,7 +198,7 @@ def cord_for_session(
             edge_carried = _edge_strength(volume, mask)
             details["registration_edge_strength_scanner"] = edge_carried
             for metric in ("mattes", "correlation"):
-                matrix, reg_details = _refine(volume, companion, seg.mask, metric)
+                matrix, reg_details = _refine(volume, companion, mask, metric)
                 details.update(reg_details)
                 if matrix is None:
                     break
@@ -249,15 +249,18 @@ def cord_for_session(
 def _refine(
     target: Volume,
     companion: Volume,
-    companion_cord: np.ndarray,
+    carried: np.ndarray,
     metric: Literal["mattes", "correlation"] = "mattes",
 ):
-    """Rigid registration of the companion onto the target around the carried cord."""
+    """Rigid registration of the companion onto the target around ``carried``.
+
+    ``carried`` is the companion's cord already carried into the target's grid through scanner
+    coordinates.
+    """
     from scipy import ndimage
 
     from graftimg.register.rigid import register_rigid
 
-    carried = _carry(companion_cord, companion, target)
     if not carried.any():
         return None, {"registration": "skipped: cord outside the target's field of view"}
     # Metric mask: the carried cord dilated by 5 mm (human) / 1 mm (rodent). A margin that only
