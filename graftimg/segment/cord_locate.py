@@ -64,10 +64,11 @@ class CordCourse:
 def _ray_footprints(
     prior: CordPrior, step_mm: tuple[float, float], n_directions: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Unit vector and line-segment footprint of each search direction.
+    """Unit vector and in-plane pixel offsets of each search direction's line segment.
 
     The segment of direction θ covers the distances from the centre at which a cord of the
     prior's size range has its edge (0.6 × the smallest to 1.25 × the largest elliptic radius).
+    The offsets, (M, 2) integers, are unique.
     """
     ax, ay = prior.semi_axes_mm
     small, large = min(prior.detect_scales), max(prior.detect_scales)
@@ -78,10 +79,34 @@ def _ray_footprints(
         radii = np.arange(0.6 * rho * small, 1.25 * rho * large, 0.5 * min(step_mm))
         ox = np.round(radii * u[0] / step_mm[0]).astype(int)
         oy = np.round(radii * u[1] / step_mm[1]).astype(int)
-        half = int(max(np.abs(ox).max(), np.abs(oy).max()))
-        footprint = np.zeros((2 * half + 1, 2 * half + 1, 1), dtype=bool)
-        footprint[half + ox, half + oy, 0] = True
-        out.append((u, footprint))
+        out.append((u, np.unique(np.stack([ox, oy], axis=1), axis=0)))
+    return out
+
+
+def _max_over_offsets(
+    planes: np.ndarray, offsets: np.ndarray, mode: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``out[x, y, z] = max over (dx, dy) in offsets of planes[x + dx, y + dy, z]``.
+
+    ``scipy.ndimage.maximum_filter`` with the offsets as footprint, as a running maximum of
+    shifted views (a line footprint of ~15 pixels: 10× faster than the generic filter).
+    ``mode``: ``'nearest'`` (edge values continue) or ``'constant'`` (0 outside).
+    """
+    h = np.abs(offsets).max(axis=0)
+    padded = np.pad(
+        planes,
+        ((h[0], h[0]), (h[1], h[1]), (0, 0)),
+        mode="edge" if mode == "nearest" else "constant",
+    )
+    n_x, n_y = planes.shape[:2]
+    if out is None:
+        out = np.empty_like(planes)
+    for k, (dx, dy) in enumerate(offsets):
+        view = padded[h[0] + dx : h[0] + dx + n_x, h[1] + dy : h[1] + dy + n_y]
+        if k == 0:
+            out[...] = view
+        else:
+            np.maximum(out, view, out=out)
     return out
 
 
@@ -148,9 +173,9 @@ def tube_response(
 
     # star edges
     star = np.empty((n_directions, *planes.shape), dtype=np.float32)
-    for k, (u, footprint) in enumerate(footprints):
+    for k, (u, offsets) in enumerate(footprints):
         directional = -polarity * (gx * u[0] + gy * u[1]) / level * prior.minor_mm
-        star[k] = ndimage.maximum_filter(directional, footprint=footprint, mode="nearest")
+        _max_over_offsets(directional, offsets, "nearest", out=star[k])
     edge_strength = _quantile_over_directions(star, 0.4)
     del star
 
@@ -193,8 +218,8 @@ def tube_response(
         reference = np.percentile(planes.reshape(-1, n_z), 99, axis=0) + _EPS
         bright = np.clip(planes / reference, 0, 1)
         around = np.empty((n_directions, *planes.shape), dtype=np.float32)
-        for k, (_, footprint) in enumerate(footprints):
-            around[k] = ndimage.maximum_filter(bright, footprint=footprint, mode="constant")
+        for k, (_, offsets) in enumerate(footprints):
+            _max_over_offsets(bright, offsets, "constant", out=around[k])
         response *= _quantile_over_directions(around, 0.4)
     return response.astype(np.float32), edge_strength.astype(np.float32)
 
