@@ -220,6 +220,7 @@ def correct_bias(
     convergence: float = 1e-6,
     max_fit_voxels: int | None = 16_384,
     knot_spacing_mm: float | None = None,
+    n_threads: int | None = 1,
 ) -> BiasCorrection:
     """Remove a smooth multiplicative bias field with N4, keeping the overall scale.
 
@@ -247,6 +248,10 @@ def correct_bias(
     knot_spacing_mm : float, optional
         Smallest distance between the finest B-spline knots (mm), via :func:`n4_mesh`. ``None``
         keeps ITK's default mesh (4 control points per axis) refined over ``n_levels``.
+    n_threads : int or None, optional
+        ITK threads for N4. The field depends slightly on the thread count (ITK splits sums
+        over threads), so the default, 1, gives the same field on every machine; ``None`` uses
+        ITK's global default (all cores).
 
     Returns
     -------
@@ -315,6 +320,8 @@ def correct_bias(
         n4.SetNumberOfControlPoints([int(c) for c in control])
     n4.SetMaximumNumberOfIterations([int(n_iterations)] * int(n_levels))
     n4.SetConvergenceThreshold(float(convergence))
+    if n_threads is not None:
+        n4.SetNumberOfThreads(int(n_threads))
     try:
         n4.Execute(small, small_mask)
         log_field = n4.GetLogBiasFieldAsImage(full)

@@ -186,9 +186,12 @@ def highpass_sigma(image: np.ndarray, region: np.ndarray | None = None) -> tuple
     residual = np.asarray(image, dtype=np.float64)
     for ax in axes:
         residual = ndimage.correlate1d(residual, _SECOND_DIFFERENCE, axis=ax, mode="nearest")
-    # Erode with a box so the whole filter support stays inside the region.
-    box = np.ones([3 if ax in axes else 1 for ax in range(image.ndim)], dtype=bool)
-    inner = ndimage.binary_erosion(inner, structure=box, border_value=0)
+    # Erode with a box so the whole filter support stays inside the region (a box erosion is
+    # separable: one 3-wide minimum per axis, several times faster than binary_erosion's).
+    eroded = inner.view(np.uint8)
+    for ax in axes:
+        eroded = ndimage.minimum_filter1d(eroded, 3, axis=ax, mode="constant", cval=0)
+    inner = eroded.view(bool)
     values = residual[inner]
     if values.size == 0:
         raise SegmentationError(

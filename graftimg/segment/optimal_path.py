@@ -89,41 +89,50 @@ def best_paths(scores: np.ndarray, offsets: np.ndarray, penalties: np.ndarray) -
     n_steps, n_batch = scores.shape[:2]
     grid = scores.shape[2:]
     pad = np.abs(offsets).max(axis=0)
-    # acc[n−1] sits in a −inf frame, so that "the predecessor of p is p − offset" is a view.
-    framed = np.full((n_batch, *(g + 2 * q for g, q in zip(grid, pad, strict=True))), -np.inf)
-    inner = (slice(None), *(slice(q, q + g) for g, q in zip(grid, pad, strict=True)))
-    views = [
-        framed[(slice(None), *(slice(q - o, q - o + g) for g, q, o in zip(grid, pad, off)))]
-        for off in offsets
-    ]
-    candidates = np.empty((len(offsets), n_batch, *grid))
-    acc = np.empty_like(scores)
-    acc[0] = scores[0]
+    # Each problem's grid sits in a frame of −inf scores wide enough for every move, and the
+    # batch is flattened: "the predecessor of p is p − offset" is then one contiguous slice of
+    # the whole batch per move (moves that leave a grid land on the frame, or on a neighbour's
+    # frame, whose −inf scores keep them out of every path).
+    framed_shape = tuple(int(g + 2 * q) for g, q in zip(grid, pad, strict=True))
+    inner = tuple(slice(int(q), int(q + g)) for g, q in zip(grid, pad, strict=True))
+    acc = np.full((n_steps, n_batch, *framed_shape), -np.inf)
+    acc[(slice(None), slice(None), *inner)] = scores
+    acc = acc.reshape(n_steps, -1)  # scores now; best path sums once the forward pass is done
+    size = acc.shape[1]
+    strides = np.cumprod((1, *framed_shape[:0:-1]))[::-1]
+    shift = offsets @ strides  # (K,) move along the flattened batch
+    m = int(np.abs(shift).max())
+    body = slice(m, size - m)
+    reach = np.empty(size - 2 * m)
+    trial = np.empty_like(reach)
     for n in range(1, n_steps):
-        framed[inner] = acc[n - 1]
-        for k, view in enumerate(views):
-            np.subtract(view, penalties[k], out=candidates[k])
-        np.max(candidates, axis=0, out=acc[n])
-        acc[n] += scores[n]
+        previous = acc[n - 1]
+        for k, move in enumerate(shift):
+            moved = previous[m - move : size - m - move]
+            if k == 0:
+                np.subtract(moved, penalties[0], out=reach)
+            else:
+                np.subtract(moved, penalties[k], out=trial)
+                np.maximum(reach, trial, out=reach)
+        acc[n, body] += reach
 
-    # Backward on the flattened grid: each position's predecessor under each move (clipped)
-    # and that move's cost (+inf when the predecessor is off the grid).
-    cells = np.indices(grid).reshape(len(grid), -1).T  # (G, D)
-    before = cells[:, None, :] - offsets[None, :, :]  # (G, K, D)
-    on_grid = np.all((before >= 0) & (before < np.asarray(grid)), axis=2)
-    predecessor = np.ravel_multi_index(tuple(np.moveaxis(before, 2, 0)), grid, mode="clip")
-    cost = np.where(on_grid, penalties[None, :], np.inf)
-    flat = acc.reshape(n_steps, n_batch, -1)
-    batch = np.arange(n_batch)[:, None]
+    # Backward: re-evaluate the moves into the chosen positions; the first best move in the
+    # order of `offsets` wins ties.
+    block = size // n_batch
+    pos = np.argmax(acc[-1].reshape(n_batch, block), axis=1) + np.arange(n_batch) * block
     trail = np.empty((n_steps, n_batch), dtype=np.intp)
-    pos = np.argmax(flat[-1], axis=1)
     trail[-1] = pos
+    rows = np.arange(n_batch)
+    before = np.empty((n_batch, len(shift)), dtype=np.intp)
     for n in range(n_steps - 1, 0, -1):
-        # the first best move in the order of `offsets` wins ties
-        values = flat[n - 1][batch, predecessor[pos]] - cost[pos]
-        pos = predecessor[pos, np.argmax(values, axis=1)]
+        np.subtract(pos[:, None], shift[None, :], out=before)  # (B, K)
+        # (kept on the array: a problem without any finite path may wander off its grid)
+        np.maximum(before, 0, out=before)
+        np.minimum(before, size - 1, out=before)
+        pos = before[rows, np.argmax(acc[n - 1][before] - penalties, axis=1)]
         trail[n - 1] = pos
-    return np.stack(np.unravel_index(trail, grid), axis=-1)
+    cells = np.stack(np.unravel_index(trail % block, framed_shape), axis=-1) - pad
+    return np.clip(cells, 0, np.asarray(grid) - 1)
 
 
 def best_closed_paths(
