@@ -138,7 +138,7 @@ def segment_volume(
     SessionResult
         ``summary["timings_s"]`` holds the wall time of each stage of the calling thread. N4
         runs in a worker thread during the cord stage: ``bias_s`` is its own wall time,
-        ``bias_wait_s`` how long the cord stage's end waited for it.
+        ``bias_wait_s`` how long the cord stage's end waited for it (part of ``cord_s``).
     """
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
@@ -209,13 +209,12 @@ def segment_volume(
                 hint="give a cord mask (--cord-mask), a companion (--cord-from) or a seed",
             )
         centerline = fit_centerline(cord.mask, spacing=spacing)
-        timings["cord_s"] = time.perf_counter() - t0
 
         image = volume.data
         if bias_job is not None:
-            t0 = time.perf_counter()
+            t_wait = time.perf_counter()
             corrected, timings["bias_s"] = bias_job.result()
-            timings["bias_wait_s"] = time.perf_counter() - t0
+            timings["bias_wait_s"] = time.perf_counter() - t_wait
             image = corrected.image
             field_in_body = corrected.field[corrected.mask]
             preprocess.update(
@@ -235,6 +234,7 @@ def segment_volume(
         noise_sigma /= normalized.factor
         preprocess["normalization_factor"] = float(normalized.factor)
         preprocess["normalization"] = "divided by the median of the cord"
+    timings["cord_s"] = time.perf_counter() - t0  # with the centerline and the normalisation
 
     t0 = time.perf_counter()
     site_source = "given"
