@@ -24,8 +24,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError
-from graftimg.measure.volume import _bounding_box, _validated_spacing
+from graftimg.measure.volume import _validated_spacing
 from graftimg.segment.centerline import Centerline, fit_centerline
 
 __all__ = ["LesionMetrics", "SagittalBridges", "lesion_metrics"]
@@ -239,7 +240,7 @@ def lesion_metrics(
     mid_x = None
     x0 = 0
     cord_full = cord
-    box = _bounding_box(cord)
+    box = bounding_box(cord)
     if box is not None:
         x0 = box[0].start
         mid_x = int((box[0].start + box[0].stop) // 2)  # ceil of the middle of [x_first, x_last]

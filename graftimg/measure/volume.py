@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError, SpacingError
 
 __all__ = [
@@ -52,17 +53,6 @@ def _as_mask(mask, name: str = "mask") -> np.ndarray:
             hint="pass a single 3D volume",
         )
     return arr.astype(bool, copy=False)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every voxel of ``mask`` (``None`` when it is empty)."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
@@ -475,7 +465,7 @@ def component_table(mask, *, spacing, image=None, connectivity: int = 3) -> list
     if image is not None:
         img = np.asarray(image, dtype=float)
         _same_shape(m, img, "mask and image")
-    box = _bounding_box(m)
+    box = bounding_box(m)
     if box is None:
         return []
     # Work in the mask's bounding box: labels keep their raster order; positions are

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
 
 __all__ = ["body_mask", "within_distance"]
@@ -157,7 +158,7 @@ def body_mask(
         mask = labels == int(np.argmax(sizes))
     # Hole filling only changes the component's bounding box: outside it all is background,
     # connected to the image border, so filling the box alone gives the same mask.
-    box = _bounding_box(mask)
+    box = bounding_box(mask)
     if box is not None:
         inside = _fill_holes(mask[box], planar=False)
         mask[box] = _fill_holes(inside, planar=True)  # every axial slice
@@ -230,23 +231,6 @@ def _threshold_li(data: np.ndarray) -> float:
         return float(threshold_li(data))
 
 
-def _bounding_box(mask: np.ndarray, margin: Sequence[int] = (0, 0, 0)) -> tuple[slice, ...] | None:
-    """Smallest box holding every voxel of ``mask``, grown by ``margin`` voxels per axis.
-
-    ``None`` when the mask is empty.
-    """
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        if hits.size == 0:
-            return None
-        lo = max(int(hits[0]) - int(margin[axis]), 0)
-        hi = min(int(hits[-1]) + 1 + int(margin[axis]), mask.shape[axis])
-        box.append(slice(lo, hi))
-    return tuple(box)
-
-
 def _fill_holes(mask: np.ndarray, *, planar: bool) -> np.ndarray:
     """:func:`scipy.ndimage.binary_fill_holes` in 3D, or in every axial slice (``planar``).
 
@@ -306,7 +290,7 @@ def within_distance(
         raise ValueError(f"distance_mm must be ≥ 0, got {distance_mm}")
     reach = [int(np.floor(distance_mm / s)) + 1 for s in sampling]
     out = np.zeros(mask.shape, dtype=bool)
-    box = _bounding_box(mask, reach)
+    box = bounding_box(mask, reach)
     if box is None:
         return out
     sub = mask[box].view(np.uint8)

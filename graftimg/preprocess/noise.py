@@ -45,8 +45,9 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError, SegmentationError
-from graftimg.preprocess.body import _bounding_box, _check_image, body_mask, within_distance
+from graftimg.preprocess.body import _check_image, body_mask, within_distance
 
 __all__ = [
     "MAD_TO_SIGMA",
@@ -180,7 +181,7 @@ def highpass_sigma(image: np.ndarray, region: np.ndarray | None = None) -> tuple
     inner = np.ones(image.shape, dtype=bool) if region is None else np.asarray(region, dtype=bool)
     # Only the region's bounding box (and one voxel around it) is filtered: the residual of a
     # voxel whose 3×3×3 neighbourhood lies in the region is the same as on the whole image.
-    crop = _bounding_box(inner, (1,) * image.ndim) if region is not None else None
+    crop = bounding_box(inner, (1,) * image.ndim) if region is not None else None
     if crop is not None:
         image, inner = image[crop], inner[crop]
     residual = np.asarray(image, dtype=np.float64)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import (
     ConfigError,
     DimensionError,
@@ -256,17 +257,6 @@ def _retrace_from_seed(
         values[k] = getattr(single, name)[0]
         fields[name] = values
     return SliceContours(angles=contours.angles, **fields)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every voxel of ``mask`` (``None`` when it is empty)."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _end_trim(slice_reliability: np.ndarray, threshold: float = 0.2) -> np.ndarray:
@@ -483,7 +473,7 @@ def segment_cord(
     mask = rasterize(contours, data.shape, spacing=sp, slices=keep)
 
     # Components are labelled in the mask's bounding box only (same labels, same order).
-    box = _bounding_box(mask)
+    box = bounding_box(mask)
     n_components = 0
     if box is not None:
         labels, n_components = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
