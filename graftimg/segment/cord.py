@@ -77,6 +77,13 @@ __all__ = [
 #: The flag every doubtful result carries, beside the flags that say why.
 UNCERTAIN = "cord_uncertain"
 
+#: Rays of the two refinement passes, which only feed robust ellipse fits (5 parameters: the
+#: centre for the next pass and the pooled shape prior): every 15°, about 1.3 mm of a human and
+#: 0.35 mm of a rat cord's edge apart. The final contour uses ``n_angles`` rays. On the five real
+#: scans of tests/data Dice moved by ≤ 0.004 against 72-ray refinements; the cord stage took
+#: 0.18 → 0.12 s on the 1 mm T2w.
+REFINE_RAYS = 24
+
 _METHOD = (
     "classical: cord-in-CSF tube detection (star edges, oriented elliptic Hough, CSF "
     "brightness) with a dynamic-programming path along S-I; per-slice polar contour by "
@@ -203,23 +210,30 @@ def _trace_cord(
     prior: CordPrior,
     n_angles: int,
     n_refinements: int = 2,
+    refine_angles: int | None = None,
 ) -> SliceContours:
-    """Contours per slice, re-centred on robust ellipse fits, with a pooled shape prior."""
+    """Contours per slice, re-centred on robust ellipse fits, with a pooled shape prior.
+
+    ``refine_angles``: rays of the refinement passes (default ``n_angles``); the last pass
+    always uses ``n_angles``.
+    """
     expected = None
     z_sigma = prior.z_smooth_mm / spacing[2]
     half = round(prior.shape_window_mm / spacing[2])
+    final_angles = 2 * np.pi * np.arange(n_angles) / n_angles
     for iteration in range(n_refinements + 1):
+        last = iteration == n_refinements
         contours = trace_slices(
             image,
             centres,
             spacing=spacing,
             polarity=polarity,
             prior=prior,
-            n_angles=n_angles,
+            n_angles=n_angles if last or refine_angles is None else refine_angles,
             expected_radii_mm=expected,
             inner_preference=1.0,
         )
-        if iteration == n_refinements:
+        if last:
             break
         # every contour point has a small say, reliable ones (clear edge, CSF outside) more
         weights = 0.1 + _reliability(contours, polarity)
@@ -227,7 +241,12 @@ def _trace_cord(
         centres = np.where(fit.valid[:, None], fit.centres_vox, contours.centroids_vox(spacing))
         if z_sigma >= 0.3:
             centres = ndimage.gaussian_filter1d(centres, z_sigma, axis=0, mode="nearest")
-        expected = _pool_along_z(fit.radii_mm(contours.angles, centres, spacing), half)
+        next_angles = (
+            final_angles
+            if iteration + 1 == n_refinements or refine_angles is None
+            else contours.angles
+        )
+        expected = _pool_along_z(fit.radii_mm(next_angles, centres, spacing), half)
     return contours
 
 
@@ -454,7 +473,13 @@ def segment_cord(
     if seed is not None:
         centres[round(seed[2])] = seed[:2]
     contours = _trace_cord(
-        data, centres, spacing=sp, polarity=polarity, prior=prior, n_angles=n_angles
+        data,
+        centres,
+        spacing=sp,
+        polarity=polarity,
+        prior=prior,
+        n_angles=n_angles,
+        refine_angles=min(n_angles, REFINE_RAYS),
     )
 
     reliability = _reliability(contours, polarity)
