@@ -136,9 +136,12 @@ def segment_volume(
     Returns
     -------
     SessionResult
-        ``summary["timings_s"]`` holds the wall time of each stage of the calling thread. N4
-        runs in a worker thread during the cord stage: ``bias_s`` is its own wall time,
-        ``bias_wait_s`` how long the cord stage's end waited for it (part of ``cord_s``).
+        ``summary["timings_s"]`` holds the wall time of each stage of the calling thread:
+        ``cord_s`` (with the centerline), then ``preprocess_s`` (noise σ, the normalisation,
+        and the wait for the worker thread), ``graft_s``, ``measure_s``. The body mask and N4
+        run in a worker thread during the cord stage: ``body_s`` and ``bias_s`` are their own
+        wall times, ``bias_wait_s`` how long the calling thread waited for N4 (part of
+        ``preprocess_s``).
     """
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
@@ -165,30 +168,25 @@ def segment_volume(
     elif cord_seed_voxel is not None:
         seed = tuple(float(v) for v in volume.stored_to_canonical_index(cord_seed_voxel))
 
-    # N4 runs in a worker thread while the cord is found on the raw image (SimpleITK releases
-    # the GIL, so on two cores the bias field costs no wall time); the corrected image is first
-    # needed for the intensity normalisation after the cord.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graftimg-n4") as pool:
-        t0 = time.perf_counter()
-        body = body_mask(volume.data, spacing=spacing)
+    # The body mask and N4 run in a worker thread while the cord is found on the raw image
+    # (NumPy, SciPy and SimpleITK release the GIL, so on two cores they cost little wall
+    # time); the noise estimate and the normalisation after the cord use their results.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graftimg-preprocess") as pool:
+        body_job = pool.submit(_timed, body_mask, volume.data, spacing=spacing)
         bias_job = None
         if config.preprocess.bias_correction:
             bias_job = pool.submit(
-                _timed,
-                correct_bias,
-                volume.data,
-                spacing=spacing,
-                mask=body,
-                shrink_factor=params["preprocess"]["shrink_factor"],
-                n_levels=config.preprocess.n4_levels,
-                n_iterations=config.preprocess.n4_iterations,
-                knot_spacing_mm=params["preprocess"]["n4_knot_spacing_mm"],
+                lambda: _timed(
+                    correct_bias,
+                    volume.data,
+                    spacing=spacing,
+                    mask=body_job.result()[0],
+                    shrink_factor=params["preprocess"]["shrink_factor"],
+                    n_levels=config.preprocess.n4_levels,
+                    n_iterations=config.preprocess.n4_iterations,
+                    knot_spacing_mm=params["preprocess"]["n4_knot_spacing_mm"],
+                )
             )
-        noise = estimate_noise(volume.data, spacing=spacing, body=body)
-        preprocess: dict[str, Any] = {"bias_correction": False}
-        preprocess["noise_sigma"] = float(noise.sigma)
-        preprocess["noise_method"] = noise.method
-        timings["preprocess_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         cord = cord_for_session(
@@ -209,7 +207,14 @@ def segment_volume(
                 hint="give a cord mask (--cord-mask), a companion (--cord-from) or a seed",
             )
         centerline = fit_centerline(cord.mask, spacing=spacing)
+        timings["cord_s"] = time.perf_counter() - t0
 
+        t0 = time.perf_counter()
+        body, timings["body_s"] = body_job.result()
+        noise = estimate_noise(volume.data, spacing=spacing, body=body)
+        preprocess: dict[str, Any] = {"bias_correction": False}
+        preprocess["noise_sigma"] = float(noise.sigma)
+        preprocess["noise_method"] = noise.method
         image = volume.data
         if bias_job is not None:
             t_wait = time.perf_counter()
@@ -234,7 +239,7 @@ def segment_volume(
         noise_sigma /= normalized.factor
         preprocess["normalization_factor"] = float(normalized.factor)
         preprocess["normalization"] = "divided by the median of the cord"
-    timings["cord_s"] = time.perf_counter() - t0  # with the centerline and the normalisation
+    timings["preprocess_s"] = time.perf_counter() - t0  # noise, waits, normalisation
 
     t0 = time.perf_counter()
     site_source = "given"

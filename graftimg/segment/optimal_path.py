@@ -103,18 +103,30 @@ def best_paths(scores: np.ndarray, offsets: np.ndarray, penalties: np.ndarray) -
     shift = offsets @ strides  # (K,) move along the flattened batch
     m = int(np.abs(shift).max())
     body = slice(m, size - m)
-    reach = np.empty(size - 2 * m)
-    trial = np.empty_like(reach)
-    for n in range(1, n_steps):
-        previous = acc[n - 1]
-        for k, move in enumerate(shift):
-            moved = previous[m - move : size - m - move]
-            if k == 0:
-                np.subtract(moved, penalties[0], out=reach)
-            else:
-                np.subtract(moved, penalties[k], out=trial)
-                np.maximum(reach, trial, out=reach)
-        acc[n, body] += reach
+    length = size - 2 * m
+    reach = np.empty(length)
+    if len(shift) > 1 and np.all(np.diff(shift) == 1):
+        # Consecutive moves (a 1D grid): the K shifted copies are K rows of one sliding-window
+        # view, so each step is three array operations whatever K is.
+        candidates = np.empty((len(shift), length))
+        costs = penalties[:, None]
+        for n in range(1, n_steps):
+            windows = np.lib.stride_tricks.sliding_window_view(acc[n - 1], length)
+            np.subtract(windows[m - shift[-1] : m - shift[0] + 1][::-1], costs, out=candidates)
+            np.max(candidates, axis=0, out=reach)
+            acc[n, body] += reach
+    else:
+        trial = np.empty_like(reach)
+        for n in range(1, n_steps):
+            previous = acc[n - 1]
+            for k, move in enumerate(shift):
+                moved = previous[m - move : size - m - move]
+                if k == 0:
+                    np.subtract(moved, penalties[0], out=reach)
+                else:
+                    np.subtract(moved, penalties[k], out=trial)
+                    np.maximum(reach, trial, out=reach)
+            acc[n, body] += reach
 
     # Backward: re-evaluate the moves into the chosen positions; the first best move in the
     # order of `offsets` wins ties.
