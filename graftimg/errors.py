@@ -7,6 +7,7 @@ the specific class (most also subclass the matching builtin, e.g. ``ValueError``
 
 from __future__ import annotations
 
+import copy
 from os import PathLike
 
 __all__ = [
@@ -43,12 +44,29 @@ class GraftimgError(Exception):
     def __init__(
         self, message: str, *, path: str | PathLike | None = None, hint: str | None = None
     ) -> None:
+        self.message = message
         self.path = None if path is None else str(path)
         self.hint = hint
         text = message if self.path is None else f"{self.path}: {message}"
         if hint:
             text = f"{text} — {hint}"
         super().__init__(text)
+
+    def about(self, path: str | PathLike | None) -> GraftimgError:
+        """The same error naming ``path``, when it names no file yet (class, message, hint kept).
+
+        For errors of array-level functions that know no file, raised on behalf of one.
+
+        Examples
+        --------
+        >>> str(SegmentationError("image is constant").about("sub-01_T2w.nii.gz"))
+        'sub-01_T2w.nii.gz: image is constant'
+        """
+        if self.path is not None or path is None:
+            return self
+        named = copy.copy(self)
+        GraftimgError.__init__(named, self.message, path=path, hint=self.hint)
+        return named
 
 
 class GraftimgWarning(UserWarning):

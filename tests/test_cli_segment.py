@@ -80,3 +80,22 @@ def test_segment_with_user_cord_mask(sct_data, tmp_path):
     manual = np.asanyarray(nib.load(mask).dataobj) > 0
     written = np.asanyarray(nib.load(tmp_path / "t1_label-cord_mask.nii.gz").dataobj) > 0
     assert np.array_equal(manual, written)
+
+
+def test_segment_reports_a_preprocessing_failure_of_the_worker_thread(tmp_path, capsys):
+    # The body mask and N4 run in a worker thread beside the cord: their errors must still
+    # reach the user as one message naming the file, with nothing written.
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    image = tmp_path / "sub-01_T2w.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 12), 100.0, np.float32), affine), image)
+    cord = np.zeros((20, 20, 12), np.uint8)
+    cord[8:12, 8:12, :] = 1
+    mask = tmp_path / "cord.nii.gz"
+    nib.save(nib.Nifti1Image(cord, affine), mask)
+    prefix = tmp_path / "out" / "s"
+    args = ["segment", str(image), "-o", str(prefix), "--mode", "t2", "--cord-mask", str(mask)]
+    assert main([*args, "--injection-voxel", "10", "10", "6"]) == 1
+    err = capsys.readouterr().err
+    assert "constant" in err
+    assert "sub-01_T2w.nii.gz" in err
+    assert not list(tmp_path.glob("out/*"))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from graftimg.errors import ConfigError, OutputError, SegmentationError
+from graftimg.errors import ConfigError, GraftimgError, OutputError, SegmentationError
 from graftimg.io.atomic import write_json_atomic
 from graftimg.io.volume import Volume, load_volume, save_like
 from graftimg.pipeline.config import PipelineConfig
@@ -143,6 +143,41 @@ def segment_volume(
         wall times, ``bias_wait_s`` how long the calling thread waited for N4 (part of
         ``preprocess_s``).
     """
+    try:
+        return _segment_volume(
+            volume,
+            mode=mode,
+            injection_world=injection_world,
+            injection_voxel=injection_voxel,
+            cord_mask=cord_mask,
+            cord_from=cord_from,
+            cord_seed_world=cord_seed_world,
+            cord_seed_voxel=cord_seed_voxel,
+            config=config,
+            load_options=load_options,
+        )
+    except GraftimgError as err:
+        # array-level steps know no file: name the session's image
+        named = err.about(volume.source)
+        if named is err:
+            raise
+        raise named from None
+
+
+def _segment_volume(
+    volume: Volume,
+    *,
+    mode: Mode,
+    injection_world: tuple[float, float, float] | None,
+    injection_voxel: tuple[float, float, float] | None,
+    cord_mask: str | os.PathLike | None,
+    cord_from: str | os.PathLike | None,
+    cord_seed_world: tuple[float, float, float] | None,
+    cord_seed_voxel: tuple[float, float, float] | None,
+    config: PipelineConfig | None,
+    load_options: dict[str, Any] | None,
+) -> SessionResult:
+    """:func:`segment_volume` itself (its errors may not name the image yet)."""
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
     from graftimg.preprocess.body import body_mask
