@@ -108,11 +108,19 @@ def best_paths(scores: np.ndarray, offsets: np.ndarray, penalties: np.ndarray) -
     if len(shift) > 1 and np.all(np.diff(shift) == 1):
         # Consecutive moves (a 1D grid): the K shifted copies are K rows of one sliding-window
         # view, so each step is three array operations whatever K is.
+        # moved[n, k, j] = acc[n, m − shift[k] + j]; shift[k] = shift[0] + k, so the rows of
+        # one step start one element apart, backwards (read-only view, never out of acc).
+        step, item = acc.strides
+        moved = np.lib.stride_tricks.as_strided(
+            acc[:, m - shift[0] :],
+            shape=(n_steps, len(shift), length),
+            strides=(step, -item, item),
+            writeable=False,
+        )
         candidates = np.empty((len(shift), length))
         costs = penalties[:, None]
         for n in range(1, n_steps):
-            windows = np.lib.stride_tricks.sliding_window_view(acc[n - 1], length)
-            np.subtract(windows[m - shift[-1] : m - shift[0] + 1][::-1], costs, out=candidates)
+            np.subtract(moved[n - 1], costs, out=candidates)
             np.max(candidates, axis=0, out=reach)
             acc[n, body] += reach
     else:
