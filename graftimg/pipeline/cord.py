@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import SegmentationError
 from graftimg.io.volume import Volume, load_volume
 
@@ -97,13 +98,9 @@ def _edge_strength(volume: Volume, mask: np.ndarray) -> float:
     """Mean image gradient (per unit of the image's median) on the in-plane rim of ``mask``."""
     from scipy import ndimage
 
-    if not mask.any():
+    box = bounding_box(mask, 4)
+    if box is None:
         return 0.0
-    present = np.argwhere(mask)
-    box = tuple(
-        slice(max(int(lo) - 4, 0), min(int(hi) + 5, n))
-        for lo, hi, n in zip(present.min(axis=0), present.max(axis=0), mask.shape, strict=True)
-    )
     mask = mask[box]
     data = np.asarray(volume.data[box], dtype=np.float32)
     sigma = [min(volume.spacing) / s for s in volume.spacing]

@@ -8,6 +8,7 @@ presence (with matching parameter and input hashes) marks a finished session.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -99,6 +100,23 @@ def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any
     return function(*args, **kwargs), time.perf_counter() - t0
 
 
+def _naming_the_image(function: Callable[..., SessionResult]) -> Callable[..., SessionResult]:
+    """Errors of array-level steps know no file: let them name the session's image."""
+
+    @functools.wraps(function)
+    def wrapper(volume: Volume, **kwargs: Any) -> SessionResult:
+        try:
+            return function(volume, **kwargs)
+        except GraftimgError as err:
+            named = err.about(volume.source)
+            if named is err:
+                raise
+            raise named from None
+
+    return wrapper
+
+
+@_naming_the_image
 def segment_volume(
     volume: Volume,
     *,
@@ -143,41 +161,6 @@ def segment_volume(
         wall times, ``bias_wait_s`` how long the calling thread waited for N4 (part of
         ``preprocess_s``).
     """
-    try:
-        return _segment_volume(
-            volume,
-            mode=mode,
-            injection_world=injection_world,
-            injection_voxel=injection_voxel,
-            cord_mask=cord_mask,
-            cord_from=cord_from,
-            cord_seed_world=cord_seed_world,
-            cord_seed_voxel=cord_seed_voxel,
-            config=config,
-            load_options=load_options,
-        )
-    except GraftimgError as err:
-        # array-level steps know no file: name the session's image
-        named = err.about(volume.source)
-        if named is err:
-            raise
-        raise named from None
-
-
-def _segment_volume(
-    volume: Volume,
-    *,
-    mode: Mode,
-    injection_world: tuple[float, float, float] | None,
-    injection_voxel: tuple[float, float, float] | None,
-    cord_mask: str | os.PathLike | None,
-    cord_from: str | os.PathLike | None,
-    cord_seed_world: tuple[float, float, float] | None,
-    cord_seed_voxel: tuple[float, float, float] | None,
-    config: PipelineConfig | None,
-    load_options: dict[str, Any] | None,
-) -> SessionResult:
-    """:func:`segment_volume` itself (its errors may not name the image yet)."""
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
     from graftimg.preprocess.body import body_mask
@@ -247,9 +230,11 @@ def _segment_volume(
         t0 = time.perf_counter()
         body, timings["body_s"] = body_job.result()
         noise = estimate_noise(volume.data, spacing=spacing, body=body)
-        preprocess: dict[str, Any] = {"bias_correction": False}
-        preprocess["noise_sigma"] = float(noise.sigma)
-        preprocess["noise_method"] = noise.method
+        preprocess: dict[str, Any] = {
+            "bias_correction": False,
+            "noise_sigma": float(noise.sigma),
+            "noise_method": noise.method,
+        }
         image = volume.data
         if bias_job is not None:
             t_wait = time.perf_counter()

@@ -220,20 +220,19 @@ def _trace_cord(
     expected = None
     z_sigma = prior.z_smooth_mm / spacing[2]
     half = round(prior.shape_window_mm / spacing[2])
-    final_angles = 2 * np.pi * np.arange(n_angles) / n_angles
-    for iteration in range(n_refinements + 1):
-        last = iteration == n_refinements
+    rays = [refine_angles or n_angles] * n_refinements + [n_angles]
+    for iteration, n_rays in enumerate(rays):
         contours = trace_slices(
             image,
             centres,
             spacing=spacing,
             polarity=polarity,
             prior=prior,
-            n_angles=n_angles if last or refine_angles is None else refine_angles,
+            n_angles=n_rays,
             expected_radii_mm=expected,
             inner_preference=1.0,
         )
-        if last:
+        if iteration == n_refinements:
             break
         # every contour point has a small say, reliable ones (clear edge, CSF outside) more
         weights = 0.1 + _reliability(contours, polarity)
@@ -241,11 +240,8 @@ def _trace_cord(
         centres = np.where(fit.valid[:, None], fit.centres_vox, contours.centroids_vox(spacing))
         if z_sigma >= 0.3:
             centres = ndimage.gaussian_filter1d(centres, z_sigma, axis=0, mode="nearest")
-        next_angles = (
-            final_angles
-            if iteration + 1 == n_refinements or refine_angles is None
-            else contours.angles
-        )
+        # the shape prior on the next pass's rays (trace_slices spaces them evenly from 0)
+        next_angles = 2 * np.pi * np.arange(rays[iteration + 1]) / rays[iteration + 1]
         expected = _pool_along_z(fit.radii_mm(next_angles, centres, spacing), half)
     return contours
 
