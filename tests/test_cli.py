@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import SCT_PAIRS
 from test_io_bids import make_study
-from test_io_volume import BAD_NAMES, make_bad_inputs
+from test_io_volume import BAD_NAMES, make_bad_inputs, make_slab
 
 from graftimg.cli import main
 
@@ -68,6 +68,34 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(bad_inputs, capsys, na
     assert str(path) in lines[0]
     assert "Traceback" not in captured.err
     assert sorted(p.name for p in path.parent.iterdir()) == before
+
+
+def test_info_loads_a_slab_whose_qform_and_sform_differ_by_rounding(tmp_path, capsys):
+    # Issue 8: a real T2w whose qform and sform differ by float rounding (0.26 mm at the field
+    # of view's corners, below half the 1 mm voxel) was refused; it loads, the sform is used and
+    # the disagreement is shown.
+    path = make_slab(tmp_path, "slab_rounded.nii.gz")
+    assert main(["info", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["affine_source"] == "sform"
+    assert 0.2 < out["qform_sform_max_displacement_mm"] < 0.5
+    assert main(["info", str(path)]) == 0
+    captured = capsys.readouterr()
+    shown = f"{out['qform_sform_max_displacement_mm']:.2f} mm apart"
+    assert shown in captured.out
+    assert captured.err == ""
+
+
+def test_info_refuses_a_slab_whose_qform_and_sform_are_2_mm_apart(tmp_path, capsys):
+    path = make_slab(tmp_path, "slab_shifted.nii.gz", sform_shift_mm=2.0)
+    assert main(["info", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"graftimg: error: {path}: qform and sform place")
+    assert "2.00 mm apart" in err and "--affine-from sform|qform" in err
+    assert main(["info", str(path), "--affine-from", "sform", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["qform_sform_max_displacement_mm"] == pytest.approx(2.0, abs=1e-6)
 
 
 def test_hostile_study_label_is_one_line(tmp_path, capsys):

@@ -9,7 +9,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import SCT_PAIRS
+from conftest import DATA, SCT_PAIRS
 
 from graftimg.errors import (
     DimensionError,
@@ -270,6 +270,102 @@ def test_qform_sform_conflict_has_an_explicit_opt_out(bad_inputs):
     path = bad_inputs["qform/sform conflict"][0]
     assert load_volume(path, affine_from="sform").affine[0, 3] == pytest.approx(5.0)
     assert load_volume(path, affine_from="qform").affine[0, 3] == pytest.approx(0.0)
+
+
+# --- qform/sform disagreement measured in mm over the field of view (issue 8) ---------------
+
+
+def make_slab(folder, name, *, sform_shift_mm=None):
+    """A 16 mm slab of the real T2w, oblique (16.5° about x), qform exact.
+
+    The sform is the qform rounded to two decimals (elements differ by up to 0.004, as a float
+    rounding does; the field of view's corners move by 0.26 mm) or, with ``sform_shift_mm``,
+    the qform shifted by that many mm along y.
+    """
+    from nibabel.eulerangles import euler2mat
+
+    src = nib.load(DATA / "t2/t2.nii.gz")  # PSR, 1 mm: stored axis 1 runs along the cord
+    data = np.asanyarray(src.dataobj)[:, 18:34, :]
+    affine = src.affine.copy()
+    affine[:3, 3] = nib.affines.apply_affine(src.affine, [0, 18, 0])
+    tilt = np.eye(4)
+    tilt[:3, :3] = euler2mat(0.0, 0.0, np.deg2rad(16.5))
+    qform = tilt @ affine
+    if sform_shift_mm is None:
+        sform = np.round(qform, 2)
+    else:
+        sform = qform.copy()
+        sform[1, 3] += sform_shift_mm
+    img = nib.Nifti1Image(data, qform, header=src.header)
+    img.set_qform(qform, code=1)
+    img.set_sform(sform, code=1)
+    path = folder / name
+    nib.save(img, path)
+    return path
+
+
+def _dense_displacement(path):
+    """Largest qform/sform displacement over a dense sample of the field of view (independent
+    of the corner argument)."""
+    img = nib.load(path)
+    axes = [np.linspace(-0.5, n - 0.5, 9) for n in img.shape]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    q, s = img.header.get_qform(), img.header.get_sform()
+    moved = nib.affines.apply_affine(q, points) - nib.affines.apply_affine(s, points)
+    return float(np.max(np.linalg.norm(moved, axis=1)))
+
+
+def test_qform_sform_rounding_loads_with_the_sform_and_records_the_displacement(tmp_path):
+    path = make_slab(tmp_path, "slab_rounded.nii.gz")
+    header = nib.load(path).header
+    assert 0.003 < np.max(np.abs(header.get_qform() - header.get_sform())) < 0.005
+    vol = load_volume(path)
+    assert vol.shape == (52, 60, 16)
+    assert vol.affine_source == "sform"
+    expected = _dense_displacement(path)
+    assert 0.2 < expected < 0.5  # below half the 1 mm voxel
+    assert vol.qform_sform_max_displacement_mm == pytest.approx(expected, rel=1e-9)
+    assert vol.summary()["qform_sform_max_displacement_mm"] == pytest.approx(expected)
+    # The sform is the one used: a stored voxel lands where the sform puts it.
+    ijk = np.array([3.0, 7.0, 11.0])
+    world = nib.affines.apply_affine(header.get_sform(), ijk)
+    assert vol.voxel_to_world(vol.stored_to_canonical_index(ijk)) == pytest.approx(world)
+
+
+def test_qform_sform_two_mm_apart_is_refused_with_the_displacement(tmp_path):
+    path = make_slab(tmp_path, "slab_shifted.nii.gz", sform_shift_mm=2.0)
+    assert _dense_displacement(path) == pytest.approx(2.0, abs=1e-6)
+    with pytest.raises(OrientationError, match=r"up to 2\.00 mm apart") as info:
+        load_volume(path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert "--affine-from sform|qform" in message
+    # The explicit choice still loads, and the disagreement is recorded.
+    vol = load_volume(path, affine_from="qform")
+    assert vol.affine_source == "qform"
+    assert vol.qform_sform_max_displacement_mm == pytest.approx(2.0, abs=1e-6)
+
+
+def test_real_scans_record_their_qform_sform_agreement(sct_data):
+    for image, _, _, _ in SCT_PAIRS:
+        vol = load_volume(sct_data / image)
+        assert vol.affine_source == "sform"
+        assert 0.0 <= vol.qform_sform_max_displacement_mm < 1e-3
+
+
+def test_volume_spacing_must_match_the_affine():
+    with pytest.raises(SpacingError, match=r"spacing \(1\.0, 1\.0, 1\.0\) mm contradicts"):
+        Volume.from_array(
+            np.zeros((2, 3, 4)), spacing=(1.0, 1.0, 1.0), affine=np.diag([2.0] * 3 + [1])
+        )
+    with pytest.raises(SpacingError, match="finite, positive"):
+        Volume.from_array(np.zeros((2, 3, 4)), spacing=(1.0, 0.0, 1.0))
+    # A rotated affine whose columns have the voxel sizes is consistent.
+    c, s = np.cos(0.3), np.sin(0.3)
+    affine = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    affine[:3, :3] *= [0.5, 0.5, 2.0]
+    vol = Volume.from_array(np.zeros((2, 3, 4)), spacing=(0.5, 0.5, 2.0), affine=affine)
+    assert vol.voxel_volume_mm3 == pytest.approx(0.5)
 
 
 def test_save_like_is_atomic_on_failure(tmp_path):

@@ -38,6 +38,10 @@ def _image(args: argparse.Namespace) -> int:
     table.add_row("voxel volume (mm³)", f"{summary['voxel_volume_mm3']:g}")
     table.add_row("field of view (mm)", " × ".join(f"{s:g}" for s in summary["field_of_view_mm"]))
     table.add_row("header units", str(summary["units"]))
+    table.add_row("affine from", str(summary["affine_source"]))
+    shift = summary["qform_sform_max_displacement_mm"]
+    if shift is not None:
+        table.add_row("qform vs sform", f"{shift:.2f} mm apart at most over the field of view")
     table.add_row("stored dtype", str(summary["stored_dtype"]))
     table.add_row(
         "intensity range", f"{summary['intensity_min']:g} … {summary['intensity_max']:g}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import itertools
 import json
 import os
 import struct
@@ -38,8 +39,10 @@ from graftimg.io.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "QFORM_SFORM_TOLERANCE_MM",
+    "QFORM_SFORM_TOLERANCE_VOXELS",
+    "SPACING_RTOL",
     "Volume",
+    "field_of_view_displacement_mm",
     "load_volume",
     "read_sidecar",
     "save_like",
@@ -50,9 +53,14 @@ __all__ = [
 #: ``GRAFTIMG_MAX_IMAGE_BYTES`` environment variable.
 DEFAULT_MAX_BYTES = 4 * 1024**3
 
-#: Largest difference (mm, any affine entry after unit conversion) tolerated between qform and
-#: sform before the header is called contradictory.
-QFORM_SFORM_TOLERANCE_MM = 1e-3
+#: Largest disagreement between qform and sform, as a fraction of the smallest voxel size, that
+#: is taken for float rounding: measured as the largest displacement (mm) between the two
+#: transforms over the field of view. Up to it the sform is used and the displacement recorded;
+#: beyond it the header is called contradictory.
+QFORM_SFORM_TOLERANCE_VOXELS = 0.5
+
+#: Relative tolerance between a :class:`Volume`'s ``spacing`` and its affine's column norms.
+SPACING_RTOL = 1e-3
 
 _UNIT_TO_MM = {"mm": 1.0, "micron": 1e-3, "meter": 1e3, "unknown": 1.0}
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -93,6 +101,20 @@ class Volume:
         Shape of the 3D array as stored.
     n_nonfinite : int
         Number of NaN/Inf voxels that were replaced at load time (see ``nonfinite=``).
+    affine_source : {'sform', 'qform', 'pixdim'} or None
+        Which header transform the affine comes from (None: not from a file).
+    qform_sform_max_displacement_mm : float or None
+        When the header sets both qform and sform: the largest distance, in mm, between where
+        the two put a point of the field of view (see :func:`field_of_view_displacement_mm`).
+        None when only one (or neither) is set.
+
+    Raises
+    ------
+    DimensionError
+        If ``data`` is not 3D.
+    SpacingError
+        If the affine is not 4×4, or ``spacing`` is not finite and positive, or contradicts
+        the voxel sizes the affine implies (its column norms).
 
     Examples
     --------
@@ -112,6 +134,8 @@ class Volume:
     stored_affine: np.ndarray | None = None
     stored_shape: tuple[int, int, int] | None = None
     n_nonfinite: int = 0
+    affine_source: str | None = None
+    qform_sform_max_displacement_mm: float | None = None
 
     def __post_init__(self) -> None:
         data = np.asarray(self.data)
@@ -124,7 +148,9 @@ class Volume:
             raise SpacingError(f"affine must be 4x4, got {affine.shape}")
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "affine", affine)
-        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        spacing = tuple(float(s) for s in self.spacing)
+        _check_spacing_matches_affine(spacing, affine, self.source)
+        object.__setattr__(self, "spacing", spacing)
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
         stored = self.affine if self.stored_affine is None else self.stored_affine
@@ -229,9 +255,70 @@ class Volume:
             "intensity_min": float(finite.min()) if finite.size else None,
             "intensity_max": float(finite.max()) if finite.size else None,
             "n_nonfinite_replaced": self.n_nonfinite,
+            "affine_source": self.affine_source,
+            "qform_sform_max_displacement_mm": self.qform_sform_max_displacement_mm,
             "affine_ras_mm": np.round(self.affine, 6).tolist(),
             "metadata": dict(self.metadata),
         }
+
+
+def _check_spacing_matches_affine(
+    spacing: tuple[float, ...], affine: np.ndarray, source: Path | None
+) -> None:
+    """Refuse a spacing that is not the voxel size the affine implies."""
+    if len(spacing) != 3 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
+        raise SpacingError(
+            f"spacing {spacing} must be three finite, positive voxel sizes in mm", path=source
+        )
+    norms = np.linalg.norm(affine[:3, :3], axis=0)
+    if not np.allclose(spacing, norms, rtol=SPACING_RTOL, atol=1e-9):
+        raise SpacingError(
+            f"spacing {tuple(round(v, 6) for v in spacing)} mm contradicts the affine, whose "
+            f"columns give voxel sizes {tuple(round(float(v), 6) for v in norms)} mm",
+            path=source,
+            hint="build the Volume with spacing equal to the affine's column norms "
+            "(or an affine scaled by the spacing)",
+        )
+
+
+def field_of_view_displacement_mm(
+    affine_a: np.ndarray, affine_b: np.ndarray, shape: tuple[int, ...]
+) -> float:
+    """Largest distance between where two affines put a point of a grid's field of view.
+
+    The field of view is the box from voxel index −½ to ``n − ½`` on each axis (the outer
+    faces of the edge voxels). The displacement ``(A − B)·x`` is affine in ``x``, so its norm
+    is convex and its largest value over the box is reached at one of the 8 corners.
+
+    Parameters
+    ----------
+    affine_a, affine_b : (4, 4) ndarray
+        Voxel → world transforms (same units; mm for a result in mm).
+    shape : tuple of int
+        Grid shape (the first three entries are used).
+
+    Returns
+    -------
+    float
+        Largest displacement, in the affines' units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.eye(4)
+    >>> b = np.eye(4)
+    >>> b[0, 3] = 0.25  # a 0.25 mm shift moves every point by 0.25 mm
+    >>> field_of_view_displacement_mm(a, b, (10, 10, 10))
+    0.25
+    >>> b = np.eye(4)
+    >>> b[0, 1] = 0.01  # a shear grows across the field of view: 0.01 × 100 at the far edge
+    >>> round(field_of_view_displacement_mm(a, b, (100, 100, 1)), 3)
+    0.995
+    """
+    corners = np.array(list(itertools.product(*[(-0.5, n - 0.5) for n in shape[:3]])))
+    moved = nib.affines.apply_affine(np.asarray(affine_a, dtype=np.float64), corners)
+    moved -= nib.affines.apply_affine(np.asarray(affine_b, dtype=np.float64), corners)
+    return float(np.max(np.linalg.norm(moved, axis=1)))
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -373,31 +460,53 @@ def _check_size(path: Path, img: Any, max_bytes: int) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class _AffineChoice:
+    affine: np.ndarray
+    source: str  # "sform", "qform" or "pixdim"
+    displacement_mm: float | None
+
+
 def _choose_affine(
     path: Path, header: Any, affine_from: Literal["header", "sform", "qform"]
-) -> np.ndarray:
+) -> _AffineChoice:
     qform, qcode = header.get_qform(coded=True)
     sform, scode = header.get_sform(coded=True)
-    if affine_from == "sform":
-        if sform is None or not scode:
-            raise OrientationError("affine_from='sform' but the sform is not set", path=path)
-        return sform
-    if affine_from == "qform":
-        if qform is None or not qcode:
-            raise OrientationError("affine_from='qform' but the qform is not set", path=path)
-        return qform
-    if qcode and scode and qform is not None and sform is not None:
-        diff = float(np.max(np.abs(qform - sform)))
+    has_q = qform is not None and bool(qcode)
+    has_s = sform is not None and bool(scode)
+    displacement = None
+    if has_q and has_s:
         unit = _UNIT_TO_MM.get(header.get_xyzt_units()[0], 1.0)
-        if diff * unit > QFORM_SFORM_TOLERANCE_MM:
+        shape = tuple(int(n) for n in header.get_data_shape())
+        displacement = field_of_view_displacement_mm(qform, sform, shape) * unit
+    if affine_from == "sform":
+        if not has_s:
+            raise OrientationError("affine_from='sform' but the sform is not set", path=path)
+        return _AffineChoice(sform, "sform", displacement)
+    if affine_from == "qform":
+        if not has_q:
+            raise OrientationError("affine_from='qform' but the qform is not set", path=path)
+        return _AffineChoice(qform, "qform", displacement)
+    if displacement is not None:
+        voxel = min(
+            float(np.min(np.linalg.norm(a[:3, :3], axis=0))) * unit for a in (qform, sform)
+        )
+        limit = QFORM_SFORM_TOLERANCE_VOXELS * voxel
+        if not displacement <= limit:
             raise OrientationError(
-                f"qform and sform disagree by up to {diff * unit:.4g} mm, so the image's "
-                "position in the scanner is ambiguous",
+                f"qform and sform place the field of view up to {displacement:.2f} mm apart "
+                f"(more than half the smallest voxel, {limit:.2f} mm), so the image's position "
+                "in the scanner is ambiguous",
                 path=path,
                 hint="choose one explicitly: affine_from='sform' or 'qform' "
                 "(command line: --affine-from sform|qform)",
             )
-    return img_affine(header)
+        return _AffineChoice(sform, "sform", displacement)
+    if has_s:
+        return _AffineChoice(sform, "sform", None)
+    if has_q:
+        return _AffineChoice(qform, "qform", None)
+    return _AffineChoice(img_affine(header), "pixdim", None)
 
 
 def img_affine(header: Any) -> np.ndarray:
@@ -459,8 +568,12 @@ def load_volume(
     volume_index : int, optional
         Which volume of a 4D series to load; 4D input without it is refused.
     affine_from : {'header', 'sform', 'qform'}
-        ``'header'`` uses nibabel's choice and refuses a header whose qform and sform
-        disagree by more than :data:`QFORM_SFORM_TOLERANCE_MM`; the others choose explicitly.
+        ``'header'`` uses the sform (else the qform, else the voxel sizes). When both are set
+        it measures how far apart they place the field of view
+        (:func:`field_of_view_displacement_mm`): up to :data:`QFORM_SFORM_TOLERANCE_VOXELS`
+        of the smallest voxel (float rounding) the sform is used and the displacement kept in
+        ``qform_sform_max_displacement_mm``; beyond it the file is refused. ``'sform'`` and
+        ``'qform'`` choose explicitly (the displacement is still recorded).
     nonfinite : {'raise', 'zero'}
         What to do with NaN/Inf voxels: refuse the file, or set them to 0 (with a warning and
         the count kept in ``n_nonfinite``). An image with no finite voxel is always refused.
@@ -504,7 +617,8 @@ def load_volume(
             path=path,
             hint="fix pixdim in the header (e.g. with nibabel or fslmodhd)",
         )
-    stored_affine = np.asarray(_choose_affine(path, header, affine_from), dtype=np.float64)
+    choice = _choose_affine(path, header, affine_from)
+    stored_affine = np.asarray(choice.affine, dtype=np.float64)
     if not np.all(np.isfinite(stored_affine)):
         raise SpacingError("affine holds non-finite values", path=path, hint="fix the header")
 
@@ -576,6 +690,8 @@ def load_volume(
         stored_affine=stored_affine,
         stored_shape=tuple(shape[:3]),  # type: ignore[arg-type]
         n_nonfinite=n_bad,
+        affine_source=choice.source,
+        qform_sform_max_displacement_mm=choice.displacement_mm,
     )
 
 
