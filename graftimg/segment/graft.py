@@ -69,6 +69,8 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import ConfigError, SegmentationError
+from graftimg.segment.graft_components import GraftComponent, detect_components
+from graftimg.segment.graft_reference import graft_free_reference, reference_sigma
 from graftimg.segment.injection import center_on_site, injection_window
 from graftimg.segment.reference import (
     ReferenceStats,
@@ -79,9 +81,7 @@ from graftimg.segment.reference import (
     _fine_axes,
     _inplane_dilate,
     _inplane_erode,
-    _open_fine,
     csf_stats,
-    reference_stats,
 )
 
 __all__ = [
@@ -325,38 +325,6 @@ class GraftLevels:
     cyst_full: float = float("nan")
 
 
-@dataclass(frozen=True)
-class GraftComponent:
-    """One 26-connected candidate component at the main threshold.
-
-    Attributes
-    ----------
-    label : int
-        Label number (1-based) in the candidate labelling.
-    n_voxels : int
-        Voxel count.
-    volume_mm3 : float
-        Voxel count × voxel volume, in mm³.
-    centroid_voxel : tuple of float
-        Centroid in canonical voxel coordinates.
-    distance_to_site_mm : float
-        Distance from the injection site to the nearest voxel of the component (each voxel
-        taken as its box), in mm; 0 when one of its voxels holds the site.
-    kept : bool
-        Whether it is part of the graft.
-    reason : str
-        ``"kept"``, ``"too_small"`` or ``"far_from_site"``.
-    """
-
-    label: int
-    n_voxels: int
-    volume_mm3: float
-    centroid_voxel: tuple[float, float, float]
-    distance_to_site_mm: float
-    kept: bool
-    reason: str
-
-
 @dataclass(frozen=True, eq=False)
 class GraftSegmentation:
     """Result of :func:`segment_graft`.
@@ -597,23 +565,28 @@ def _segment_graft_box(
     s = center_on_site(s_raw, site[2])
     flags: set[str] = set()
 
-    ref = reference_stats(
+    if mode == "iron":
+        look = _inplane_dilate(cord, params.search_dilate_voxels, spacing)
+    else:
+        look = _inplane_erode(cord, params.t2_exclude_rim_voxels, spacing)
+    ref, _ = graft_free_reference(
         image,
         cord,
         s,
+        site,
+        mode=mode,
+        k_sigma=params.k_sigma,
+        look=look,
+        spacing=spacing,
         window_mm=params.window_half_length_mm,
         band_mm=params.reference_band_mm,
         erode_voxels=params.reference_erode_voxels,
         min_voxels=params.reference_min_voxels,
-        spacing=spacing,
+        min_component_volume_mm3=params.min_component_volume_mm3,
     )
     flags.update(ref.flags)
     mu = ref.median
-    # The spread on the graft's side: normal cord is white matter plus brighter grey matter, so
-    # above the median the MAD (set by the white-matter majority) understates it; at SNR ≥ 20
-    # μ + 3·MAD lands on grey matter, which then joins the graft.
-    side = ref.sigma_lower if mode == "iron" else ref.sigma_upper
-    sigma = max(ref.sigma, side) if np.isfinite(side) else ref.sigma
+    sigma = reference_sigma(ref, mode)
     sign = -1.0 if mode == "iron" else 1.0
     k, dk = params.k_sigma, params.band_k_sigma
     ks = {"main": k, "strict": k + dk, "sensitive": max(k - dk, 0.0)}
@@ -652,6 +625,8 @@ def _segment_graft_box(
     components: tuple[GraftComponent, ...] = ()
     for name, threshold in thresholds.items():
         mask, comps = _detect(abnormal(threshold), search, rim, site, spacing, params)
+        if "reference_unreliable" in ref.flags:  # nothing can be measured against it
+            mask = np.zeros_like(mask)
         kept[name] = mask
         if name == "main":
             components = comps
@@ -674,7 +649,7 @@ def _segment_graft_box(
         )
         flags.update(csf_ref.flags)
         core_level, level_flags = _cyst_core_level(
-            data, kept["main"], ref, csf_ref, thresholds["main"], params
+            data, kept["main"], ref, csf_ref, thresholds["main"], params, noise_sigma
         )
         flags.update(level_flags)
 
@@ -820,51 +795,16 @@ def _detect(
     spacing: tuple[float, float, float],
     params: GraftParams,
 ) -> tuple[np.ndarray, tuple[GraftComponent, ...]]:
-    """Clean up thresholded voxels and keep the components near the site.
-
-    Opening and hole filling are increasing operators and the keep rule only gets easier for
-    larger components, so a lower threshold never yields a smaller result.
-    """
-    mask = _open_fine(candidates & search, spacing)
-    mask = _fill_holes_per_slice(mask, spacing) & search
-    labels, n = ndimage.label(mask, structure=_FULL_CONNECTIVITY)
-    voxel_mm3 = float(np.prod(spacing))
-    site_arr = np.asarray(site)
-    step = np.asarray(spacing)
-    comps: list[GraftComponent] = []
-    keep = np.zeros(n + 1, dtype=bool)
-    if n:
-        centroids = ndimage.center_of_mass(mask, labels, np.arange(1, n + 1))
-        for i, box in enumerate(ndimage.find_objects(labels), start=1):
-            local = labels[box] == i
-            idx = np.argwhere(local) + np.array([b.start for b in box])
-            n_vox = int(idx.shape[0])
-            # Distance from the site to the nearest voxel *box* (0 when a voxel holds it).
-            gap = np.maximum(np.abs(idx - site_arr) * step - step / 2, 0.0)
-            distance = float(np.sqrt((gap**2).sum(axis=1).min()))
-            volume = n_vox * voxel_mm3
-            if volume < params.min_component_volume_mm3:
-                reason = "too_small"
-            elif distance > params.site_distance_mm:
-                reason = "far_from_site"
-            else:
-                reason = "kept"
-            keep[i] = reason == "kept"
-            comps.append(
-                GraftComponent(
-                    label=i,
-                    n_voxels=n_vox,
-                    volume_mm3=volume,
-                    centroid_voxel=tuple(float(c) for c in centroids[i - 1]),  # type: ignore[arg-type]
-                    distance_to_site_mm=distance,
-                    kept=bool(keep[i]),
-                    reason=reason,
-                )
-            )
-    kept = keep[labels]
-    if rim.any() and kept.any():
-        kept |= _inplane_dilate(kept, 1, spacing) & rim & candidates
-    return kept, tuple(comps)
+    """:func:`detect_components` with the size and distance rules of ``params``."""
+    return detect_components(
+        candidates,
+        search,
+        rim,
+        site,
+        spacing,
+        min_volume_mm3=params.min_component_volume_mm3,
+        max_site_distance_mm=params.site_distance_mm,
+    )
 
 
 def _cyst_core_level(
@@ -874,19 +814,25 @@ def _cyst_core_level(
     csf: ReferenceStats,
     threshold: float,
     params: GraftParams,
+    noise_sigma: float | None = None,
 ) -> tuple[float, set[str]]:
     """Level of cyst cores: CSF-like by either rule, never below the cord–CSF midpoint.
 
-    ``min(μ_CSF − cyst_csf_k_sigma·σ_CSF, L + cyst_core_fraction·(μ_CSF − L))`` with ``L`` the
+    ``min(μ_CSF − cyst_csf_k_sigma·σ_n, L + cyst_core_fraction·(μ_CSF − L))`` with ``L`` the
     graft tissue level (median of kept voxels below the cord–CSF midpoint; the threshold when
-    there are none). NaN (no split) when CSF is not brighter than the graft threshold.
+    there are none) and ``σ_n`` the image's noise SD — the ring's own spread only when no noise
+    estimate is given, because a real ring mixes CSF with partial volume, roots and dura (its
+    spread was 0.57 of the cord level on the 1 mm T2w test scan against a noise SD of 0.05,
+    which put the CSF-like level on graft tissue at 0.7 of CSF). NaN (no split) when CSF is not
+    brighter than the graft threshold.
     """
     if csf.median <= threshold:
         return float("nan"), {"csf_contrast_low"}
     midpoint = 0.5 * (ref.median + csf.median)
     below = kept & (data < midpoint)
     tissue_level = float(np.median(data[below])) if below.any() else threshold
-    by_noise = csf.median - params.cyst_csf_k_sigma * csf.sigma
+    spread = float(noise_sigma) if noise_sigma else csf.sigma
+    by_noise = csf.median - params.cyst_csf_k_sigma * spread
     by_contrast = tissue_level + params.cyst_core_fraction * (csf.median - tissue_level)
     core_level = min(by_noise, by_contrast)
     if core_level < midpoint:
