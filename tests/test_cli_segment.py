@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
+import graftimg.report.qc as qc_module
+import graftimg.segment.graft as graft_module
 from graftimg.cli import main
+from graftimg.pipeline.session import NULL_VOLUME_KEYS, NULL_VOLUME_REASONS
+from graftimg.report.volume_text import format_mm3
 
 
 def _dice(a, b):
@@ -68,6 +74,8 @@ def test_segment_on_healthy_cord_finds_nothing_and_says_so(sct_data, tmp_path):
     assert not np.asanyarray(graft.dataobj).any()
     for key in ("graft_volume_pv_mm3", "graft_volume_low_mm3", "graft_volume_high_mm3", "mode"):
         assert key in result
+    # Zero stays zero when the search was made and found nothing.
+    assert "graft_volume_null_reason" not in result
 
 
 def test_segment_with_user_cord_mask(sct_data, tmp_path):
@@ -99,3 +107,125 @@ def test_segment_reports_a_preprocessing_failure_of_the_worker_thread(tmp_path, 
     assert "constant" in err
     assert "sub-01_T2w.nii.gz" in err
     assert not list(tmp_path.glob("out/*"))
+
+
+# --- JSON fields, one printed volume, null volumes (issue 8) --------------------------------
+
+#: The real T2w is stored PSR with an offset affine; the site is a stored voxel inside the cord.
+_T2_SITE_VOXEL = ["31", "27", "25"]
+
+
+def _segment_t2(sct_data, prefix, *extra):
+    args = ["segment", str(sct_data / "t2/t2.nii.gz"), "-o", str(prefix), "--mode", "t2"]
+    mask = sct_data / "t2/t2_seg-manual.nii.gz"
+    return main([*args, "--cord-mask", str(mask), "--injection-voxel", *_T2_SITE_VOXEL, *extra])
+
+
+@pytest.fixture
+def qc_titles(monkeypatch):
+    """The titles of the QC figures drawn, whitespace-normalised."""
+    titles = []
+    original = qc_module.qc_figure
+
+    def spy(image, **kwargs):
+        titles.append(" ".join(kwargs["title"].split()))
+        return original(image, **kwargs)
+
+    monkeypatch.setattr(qc_module, "qc_figure", spy)
+    return titles
+
+
+def _known_graft(monkeypatch):
+    """Make the graft stage return two known blobs in the cord (one at the site)."""
+    original = graft_module.segment_graft
+
+    def known(image, cord, s_mm, site, **kwargs):
+        seg = original(image, cord, s_mm, site, **kwargs)
+        grid = np.indices(cord.shape).transpose(1, 2, 3, 0)
+        centre = np.rint(site).astype(int)
+        blob = (np.sum((grid - centre) ** 2, axis=-1) <= 4) & cord
+        other = centre + np.array([0, 0, 8])
+        blob |= (np.sum((grid - other) ** 2, axis=-1) <= 1) & cord
+        none = np.zeros_like(blob)
+        flags = set(seg.flags) - {"reference_unreliable", "site_outside_cord", "no_graft_found"}
+        return dataclasses.replace(
+            seg,
+            graft_mask=blob,
+            graft_mask_strict=blob,
+            graft_mask_sensitive=blob,
+            cyst_mask=none,
+            support_mask=None,
+            flags=tuple(sorted(flags)),
+        )
+
+    monkeypatch.setattr(graft_module, "segment_graft", known)
+
+
+def test_component_centroid_mm_is_scanner_ras(sct_data, tmp_path, monkeypatch, capsys):
+    # The centroid of each component, in scanner RAS mm, maps back to the voxels of that
+    # component in the mask as written (stored PSR, non-identity affine).
+    _known_graft(monkeypatch)
+    assert _segment_t2(sct_data, tmp_path / "t2") == 0
+    result = json.loads((tmp_path / "t2_graft.json").read_text())
+    components = result["components"]
+    assert len(components) == 2
+    written = nib.load(tmp_path / "t2_label-graft_mask.nii.gz")
+    assert nib.aff2axcodes(written.affine) == ("P", "S", "R")
+    stored = np.asanyarray(written.dataobj) > 0
+    labels, n = ndimage.label(stored, np.ones((3, 3, 3)))
+    assert n == 2
+    by_size = {}
+    for label in range(1, n + 1):
+        ijk = np.argwhere(labels == label)
+        by_size[len(ijk)] = (ijk, nib.affines.apply_affine(written.affine, ijk.mean(axis=0)))
+    for row in components:
+        ijk, centroid_world = by_size[row["n_voxels"]]
+        assert row["centroid_mm"] == pytest.approx(centroid_world.tolist(), abs=1e-4)
+        # ... and back: the scanner point lands on the stored voxels' centroid.
+        back = nib.affines.apply_affine(np.linalg.inv(written.affine), row["centroid_mm"])
+        assert back == pytest.approx(ijk.mean(axis=0), abs=1e-4)
+    # A non-trivial check: grid mm (index × spacing) is not scanner mm here.
+    assert not np.allclose(components[0]["centroid_mm"], components[0]["centroid_voxel"])
+
+
+def test_cli_and_qc_title_print_the_same_volume(
+    sct_data, tmp_path, monkeypatch, capsys, qc_titles
+):
+    _known_graft(monkeypatch)
+    assert _segment_t2(sct_data, tmp_path / "t2", "--qc") == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    result = json.loads((tmp_path / "t2_graft.json").read_text())
+    expected = f"graft volume: {format_mm3(result['graft_volume_pv_mm3'])} mm³"
+    assert line.startswith(expected)
+    assert result["graft_volume_pv_mm3"] > 0
+    (title,) = qc_titles
+    assert title == f"t2.nii.gz · t2 · {line}"
+    assert (tmp_path / "t2_qc.png").is_file()
+
+
+def test_unreliable_reference_gives_null_volumes_and_says_why(
+    sct_data, tmp_path, monkeypatch, capsys, qc_titles
+):
+    original = graft_module.segment_graft
+
+    def unreliable(*args, **kwargs):
+        seg = original(*args, **kwargs)
+        return dataclasses.replace(seg, flags=tuple(sorted({*seg.flags, "reference_unreliable"})))
+
+    monkeypatch.setattr(graft_module, "segment_graft", unreliable)
+    assert _segment_t2(sct_data, tmp_path / "t2", "--qc") == 0  # the run succeeded
+    reason = NULL_VOLUME_REASONS["reference_unreliable"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"graft volume: not measured ({reason})"
+    assert out[1] == "cyst volume: not measured"
+    result = json.loads((tmp_path / "t2_graft.json").read_text())
+    for key in NULL_VOLUME_KEYS:
+        assert key in result and result[key] is None, key
+    assert result["graft_volume_null_reason"] == reason
+    assert "reference_unreliable" in result["flags"]
+    assert result["components"] == []
+    for name in ("graft", "cyst"):
+        mask = nib.load(tmp_path / f"t2_label-{name}_mask.nii.gz")
+        assert not np.asanyarray(mask.dataobj).any()
+    (title,) = qc_titles
+    assert "not measured" in title and title.endswith(out[0])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
+import nibabel as nib
+import numpy as np
 import pytest
 
+import graftimg.segment.graft as graft_module
 from graftimg.cli import main
 from graftimg.phantom.study import write_study
+from graftimg.pipeline.session import NULL_VOLUME_KEYS, NULL_VOLUME_REASONS
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +55,17 @@ def test_participant_level_writes_bids_derivatives(derivatives, truth):
         assert result["graft_volume_pv_mm3"] == pytest.approx(void, rel=0.15)
         assert result["graft_volume_low_mm3"] <= void <= result["graft_volume_high_mm3"]
         assert result["provenance"]["inputs"]["image"]["sha256"]
-    second = json.loads(
-        (derivatives / "sub-01/ses-02/anat/sub-01_ses-02_space-orig_graft.json").read_text()
+    first, second = (
+        json.loads(
+            (derivatives / f"sub-01/ses-{s}/anat/sub-01_ses-{s}_space-orig_graft.json").read_text()
+        )
+        for s in ("01", "02")
     )
     assert "site_from_registration" in second["study_flags"]
+    # The site is given in session 01's coordinates and carried to 02 by registration.
+    assert first["injection_site_source"] == "given"
+    assert second["injection_site_source"] == "registration"
+    assert "graft_volume_null_reason" not in first
 
 
 def test_rerun_skips_finished_sessions(study, derivatives, capsys):
@@ -70,6 +82,56 @@ def test_group_level_table(derivatives):
     assert [r["session_id"] for r in rows] == ["ses-01", "ses-02"]
     assert len({r["params_hash"] for r in rows}) == 1
     assert float(rows[1]["days_since_injection"]) > float(rows[0]["days_since_injection"])
+
+
+def test_unmeasured_graft_is_null_with_its_reason_never_zero(study, tmp_path, monkeypatch, capsys):
+    # Issue 8: when no trustworthy normal-cord reference exists the graft algorithm flags
+    # reference_unreliable; the volume must then be null with a reason (n/a in the table),
+    # never 0, the run still succeeds, and the masks are written empty.
+    original = graft_module.segment_graft
+
+    def unreliable(*args, **kwargs):
+        seg = original(*args, **kwargs)
+        return dataclasses.replace(seg, flags=tuple(sorted({*seg.flags, "reference_unreliable"})))
+
+    monkeypatch.setattr(graft_module, "segment_graft", unreliable)
+    out = tmp_path / "derivatives"
+    assert main(["run", str(study), str(out), "participant", "--session-label", "01"]) == 0
+    captured = capsys.readouterr()
+    reason = NULL_VOLUME_REASONS["reference_unreliable"]
+    assert f"done sub-01_ses-01 (iron): graft volume: not measured ({reason})" in " ".join(
+        captured.err.split()
+    )
+    anat = out / "sub-01/ses-01/anat"
+    result = json.loads((anat / "sub-01_ses-01_space-orig_graft.json").read_text())
+    for key in NULL_VOLUME_KEYS:
+        assert result[key] is None, key
+    assert result["graft_volume_null_reason"] == reason
+    assert "reference_unreliable" in result["flags"]
+    assert result["cord_volume_mm3"] > 0
+    graft = nib.load(anat / "sub-01_ses-01_space-orig_label-graft_mask.nii.gz")
+    assert not np.asanyarray(graft.dataobj).any()
+    cord = nib.load(anat / "sub-01_ses-01_space-orig_label-cord_mask.nii.gz")
+    assert np.asanyarray(cord.dataobj).any()
+
+    assert main(["run", "unused", str(out), "group"]) == 0
+    with open(out / "graft_volumes.tsv") as handle:
+        (row,) = list(csv.DictReader(handle, delimiter="\t"))
+    for key in (k for k in NULL_VOLUME_KEYS if k != "graft_n_voxels"):
+        assert row[key] == "n/a", key
+    assert row["graft_volume_null_reason"] == reason
+    assert float(row["cord_volume_mm3"]) > 0
+    sidecar = json.loads((out / "graft_volumes.json").read_text())
+    assert "graft_volume_null_reason" in sidecar
+
+
+def test_group_table_says_n_a_only_for_unmeasured(derivatives):
+    assert main(["run", "unused", str(derivatives), "group"]) == 0
+    with open(derivatives / "graft_volumes.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:
+        assert row["graft_volume_null_reason"] == "n/a"
+        assert float(row["graft_volume_pv_mm3"]) > 0
 
 
 def test_a_broken_session_fails_alone(study, tmp_path, capsys):

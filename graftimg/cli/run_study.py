@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from graftimg.pipeline.config import load_config
     from graftimg.pipeline.study import run_group, run_participants
+    from graftimg.report.volume_text import graft_volume_text
 
     console = Console(stderr=True)
     if args.level == "group":
@@ -49,11 +50,8 @@ def run(args: argparse.Namespace) -> int:
         elif outcome.status == "skipped":
             console.print(f"skipped {name}: {outcome.message}", markup=False)
         else:
-            s = outcome.summary or {}
-            low, high = s.get("graft_volume_low_mm3", 0), s.get("graft_volume_high_mm3", 0)
             console.print(
-                f"done {name} ({job.mode}): graft {s.get('graft_volume_pv_mm3', 0):.3g} mm³ "
-                f"({low:.3g} … {high:.3g})",
+                f"done {name} ({job.mode}): {graft_volume_text(outcome.summary or {})}",
                 markup=False,
             )
 
@@ -70,5 +68,9 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(o.status == "failed" for o in outcomes)
     done = sum(o.status == "done" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
-    print(f"{done} sessions done, {skipped} skipped (already done), {failed} failed")
+    unmeasured = sum(
+        o.status == "done" and "graft_volume_null_reason" in (o.summary or {}) for o in outcomes
+    )
+    note = f" ({unmeasured} with the graft not measured: see the reason)" if unmeasured else ""
+    print(f"{done} sessions done{note}, {skipped} skipped (already done), {failed} failed")
     return 1 if failed or problems else 0

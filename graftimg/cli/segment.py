@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``graftimg segment``."""
     from graftimg.pipeline.config import load_config
     from graftimg.pipeline.session import output_paths, run_session
+    from graftimg.report.volume_text import format_mm3, graft_volume_text
 
     config = load_config(args.config)
     if args.contrast != "auto":
@@ -108,13 +109,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(output_paths(args.output)["json"].read_text())
         return 0
-    print(
-        f"graft ({s['mode']}): {s['graft_volume_mm3']:.2f} mm³ binary, "
-        f"{s['graft_volume_pv_mm3']:.2f} mm³ partial-volume weighted "
-        f"[{s['graft_volume_low_mm3']:.2f}, {s['graft_volume_high_mm3']:.2f}]"
-    )
+    # A volume that could not be measured is printed as such; the run itself succeeded (the
+    # masks and the JSON, with the reason, are written), so the exit code stays 0.
+    print(graft_volume_text(s))
     if s["mode"] == "t2":
-        print(f"cyst: {s['cyst_volume_mm3']:.2f} mm³")
+        cyst = s["cyst_volume_mm3"]
+        print("cyst volume: " + ("not measured" if cyst is None else f"{format_mm3(cyst)} mm³"))
     print(f"cord: {s['cord_volume_mm3']:.1f} mm³ ({s['cord']['source']})")
     if s["flags"]:
         print("flags: " + ", ".join(s["flags"]))

@@ -25,9 +25,51 @@ from graftimg.pipeline.config import PipelineConfig
 from graftimg.pipeline.cord import CordResult, cord_for_session
 from graftimg.provenance import provenance_record
 
-__all__ = ["SessionResult", "json_ready", "output_paths", "run_session", "segment_volume"]
+__all__ = [
+    "NULL_VOLUME_KEYS",
+    "NULL_VOLUME_REASONS",
+    "SessionResult",
+    "json_ready",
+    "null_volume_reason",
+    "output_paths",
+    "run_session",
+    "segment_volume",
+]
 
 Mode = Literal["iron", "t2"]
+SiteSource = Literal["given", "registration"]
+
+#: Summary keys written as ``null`` when the graft could not be measured. A volume of 0 means
+#: "looked properly and found nothing"; a failed measurement must never read as that.
+NULL_VOLUME_KEYS = (
+    "graft_n_voxels",
+    "graft_volume_mm3",
+    "graft_volume_pv_mm3",
+    "graft_volume_low_mm3",
+    "graft_volume_high_mm3",
+    "cyst_volume_mm3",
+)
+#: Keys derived from the same measurement, also ``null`` then (when the mode reports them).
+_DERIVED_VOLUME_KEYS = (
+    "graft_volume_k_plus_1_mm3",
+    "graft_volume_k_minus_1_mm3",
+    "surface_band_mm3",
+    "graft_contrast_to_noise",
+    "void_volume_per_echo_time_mm3_per_ms",
+)
+
+#: Why a graft volume is ``null``, per cause: what went wrong, then what to do.
+NULL_VOLUME_REASONS = {
+    "reference_unreliable": (
+        "no normal-appearing cord outside the graft to compare with: the field of view covers "
+        "too little cord; give a longer field of view or a cord mask"
+    ),
+    "site_outside_cord": (
+        "the injection site lies outside the cord, so the graft was not looked for where it "
+        "was injected: check the injection site, or give a cord mask that holds the graft "
+        "with --cord-mask"
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,7 +121,7 @@ def _site_voxel(
 def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[str, Any]:
     from graftimg.measure.volume import volume_mm3
 
-    return {
+    out: dict[str, Any] = {
         "mode": mode,
         "graft_n_voxels": 0,
         "graft_volume_mm3": 0.0,
@@ -92,6 +134,72 @@ def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[st
         "lesion_metrics": None,
         "components": [],
     }
+    if mode == "iron":
+        out["echo_time_s"] = volume.metadata.get("EchoTime")
+        out["field_strength_T"] = volume.metadata.get("MagneticFieldStrength")
+    return out
+
+
+def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
+    """Why the graft volume cannot be given, or None when it was measured.
+
+    Parameters
+    ----------
+    flags : iterable of str
+        Flags of the graft segmentation.
+    n_graft_voxels : int
+        Graft voxels found.
+
+    Returns
+    -------
+    str or None
+        A short sentence naming the cause and the fix (:data:`NULL_VOLUME_REASONS`), or None.
+        ``reference_unreliable`` always voids the measurement (the threshold has no basis);
+        ``site_outside_cord`` voids it only when nothing was found (the search did not reach
+        the site, so finding nothing says nothing about the graft).
+
+    Examples
+    --------
+    >>> null_volume_reason(["no_graft_found"], n_graft_voxels=0) is None
+    True
+    >>> null_volume_reason(["site_outside_cord"], n_graft_voxels=12) is None
+    True
+    >>> null_volume_reason(["reference_unreliable"], n_graft_voxels=12).split(":")[0]
+    'no normal-appearing cord outside the graft to compare with'
+    """
+    flags = set(flags)
+    if "reference_unreliable" in flags:
+        return NULL_VOLUME_REASONS["reference_unreliable"]
+    if "site_outside_cord" in flags and n_graft_voxels == 0:
+        return NULL_VOLUME_REASONS["site_outside_cord"]
+    return None
+
+
+def _unmeasured(measurements: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Measurements of a graft that could not be measured: volumes ``null``, the reason said."""
+    out = dict(measurements)
+    out.update(dict.fromkeys(NULL_VOLUME_KEYS))
+    out.update(dict.fromkeys(key for key in _DERIVED_VOLUME_KEYS if key in out))
+    out["graft_volume_null_reason"] = reason
+    out["components"] = []
+    out["lesion_metrics"] = None
+    return out
+
+
+def _components_in_scanner_mm(volume: Volume, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Component rows with ``centroid_mm`` in scanner RAS mm.
+
+    The canonical voxel centroid goes through the volume's affine; ``centroid_voxel`` stays the
+    canonical (RAS+) index.
+    """
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row.get("centroid_voxel") is not None:
+            world = volume.voxel_to_world(np.asarray(row["centroid_voxel"], dtype=float))
+            row["centroid_mm"] = [float(v) for v in world]
+        out.append(row)
+    return out
 
 
 def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -127,6 +235,7 @@ def segment_volume(
     cord_from: str | os.PathLike | None = None,
     cord_seed_world: tuple[float, float, float] | None = None,
     cord_seed_voxel: tuple[float, float, float] | None = None,
+    injection_site_source: SiteSource = "given",
     config: PipelineConfig | None = None,
     load_options: dict[str, Any] | None = None,
 ) -> SessionResult:
@@ -146,6 +255,10 @@ def segment_volume(
         Cord routes (a) and (b), see :func:`graftimg.pipeline.cord.cord_for_session`.
     cord_seed_world, cord_seed_voxel : tuple of 3 float, optional
         A point inside the cord for route (c), in scanner mm or stored voxel index.
+    injection_site_source : {'given', 'registration'}
+        Where a given injection site comes from, recorded as ``injection_site_source``:
+        ``'registration'`` when it was carried from another session's coordinates by
+        registration (the study runner). A site proposed by graftimg is ``'proposed'``.
     config : PipelineConfig, optional
         Parameters (defaults when absent).
     load_options : dict, optional
@@ -160,6 +273,11 @@ def segment_volume(
         run in a worker thread during the cord stage: ``body_s`` and ``bias_s`` are their own
         wall times, ``bias_wait_s`` how long the calling thread waited for N4 (part of
         ``preprocess_s``).
+
+        When the graft cannot be measured (:func:`null_volume_reason`), the volumes
+        (:data:`NULL_VOLUME_KEYS`) are None, ``graft_volume_null_reason`` says why, and the
+        graft and cyst masks are empty. A volume of 0 means the search was done and found
+        nothing.
     """
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
@@ -171,6 +289,11 @@ def segment_volume(
 
     if mode not in ("iron", "t2"):
         raise ConfigError(f"mode must be 'iron' or 't2', got {mode!r}")
+    if injection_site_source not in ("given", "registration"):
+        raise ConfigError(
+            "injection_site_source must be 'given' or 'registration', got "
+            f"{injection_site_source!r}"
+        )
     config = config or PipelineConfig()
     scale = config.resolve_scale(volume.spacing)
     params = config.resolved(scale)
@@ -262,7 +385,7 @@ def segment_volume(
     timings["preprocess_s"] = time.perf_counter() - t0  # noise, waits, normalisation
 
     t0 = time.perf_counter()
-    site_source = "given"
+    site_source: str = injection_site_source
     summary_extra: dict[str, Any] = {}
     if site is None:
         proposed, site_score = propose_injection_site(
@@ -316,7 +439,16 @@ def segment_volume(
             noise_sigma=noise_sigma,
             metadata=volume.metadata,
         )
+        measurements["components"] = _components_in_scanner_mm(
+            volume, measurements.get("components", [])
+        )
         measurements["reference_n_voxels"] = int(seg.reference.n_voxels)
+        reason = null_volume_reason(seg_flags, n_graft_voxels=int(graft.sum()))
+        if reason is not None:
+            # Nothing trustworthy to write: empty masks, null volumes, the reason said.
+            graft = np.zeros(volume.shape, bool)
+            cyst = np.zeros(volume.shape, bool)
+            measurements = _unmeasured(measurements, reason)
         timings["measure_s"] = time.perf_counter() - t0
 
     site_world = None if site is None else [float(v) for v in volume.voxel_to_world(site)]
@@ -414,6 +546,10 @@ def run_session(
         },
         inputs=inputs,
     )
+    summary["provenance"]["affine_source"] = volume.affine_source
+    summary["provenance"]["qform_sform_max_displacement_mm"] = (
+        volume.qform_sform_max_displacement_mm
+    )
     if study_params_hash is not None:
         summary["provenance"]["study_params_hash"] = study_params_hash
     summary.update(extra or {})
@@ -427,7 +563,7 @@ def run_session(
         save_like(result.cyst_mask, volume, paths["cyst_mask"], description="graftimg cyst")
         summary["outputs"]["cyst_mask"] = paths["cyst_mask"].name
     if qc:
-        from graftimg.report.qc import save_qc_png
+        from graftimg.report.qc import qc_title, save_qc_png
 
         save_qc_png(
             paths["qc"],
@@ -436,7 +572,7 @@ def run_session(
             cord=result.cord.mask,
             graft=result.graft_mask,
             cyst=result.cyst_mask if mode == "t2" else None,
-            title=f"{Path(image).name} · {mode} · graft {summary['graft_volume_pv_mm3']:.3g} mm³",
+            title=qc_title(Path(image).name, summary),
         )
         summary["outputs"]["qc"] = paths["qc"].name
     summary["source"] = str(image)

@@ -3,8 +3,9 @@
 For each subject the graft mode and injection site come from ``participants.tsv``. The site is
 given in the scanner coordinates of one session (``injection_session``); every other session is
 rigidly registered to that one around the cord and the site is mapped through the transform, so
-a subject who lies differently in the scanner keeps the right site. Volumes are always measured
-in each session's native grid.
+a subject who lies differently in the scanner keeps the right site (its JSON then says
+``injection_site_source: registration``). Volumes are always measured in each session's native
+grid.
 
 A session is skipped on rerun only when its JSON exists with the same parameter hash and the
 same input hashes; outputs are written atomically with the JSON last, so an interrupted run
@@ -61,6 +62,7 @@ GROUP_COLUMNS = (
     "graft_volume_low_mm3",
     "graft_volume_high_mm3",
     "cyst_volume_mm3",
+    "graft_volume_null_reason",
     "cord_volume_mm3",
     "echo_time_s",
     "field_strength_T",
@@ -69,6 +71,10 @@ GROUP_COLUMNS = (
     "params_hash",
     "graftimg_version",
 )
+
+
+#: Group columns copied as they are from each session's JSON (``null`` becomes ``n/a``).
+_SESSION_COLUMNS = GROUP_COLUMNS[GROUP_COLUMNS.index("graft_volume_mm3") : -3]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,12 +272,14 @@ def run_job(job: SessionJob, config: PipelineConfig) -> SessionOutcome:
         if _is_done(job, config_hash):
             return SessionOutcome(job, "skipped", "already done with these parameters")
         site, site_flags, site_details = _map_site(job, config)
+        carried = "site_from_registration" in site_flags
         result = run_session(
             job.image,
             job.out_prefix,
             mode=job.mode,  # type: ignore[arg-type]
             config=config,
             injection_world=site,
+            injection_site_source="registration" if carried else "given",
             cord_from=job.cord_from,
             extra={
                 "subject": job.subject,
@@ -389,7 +397,7 @@ def run_group(out_dir: str | os.PathLike) -> Path:
                 "session_id": f"ses-{data.get('session')}" if data.get("session") else None,
                 "days_since_injection": data.get("days_since_injection"),
                 "graft_mode": data.get("mode"),
-                **{key: data.get(key) for key in GROUP_COLUMNS[4:13]},
+                **{key: data.get(key) for key in _SESSION_COLUMNS},
                 "flags": sorted(set(data.get("flags", [])) | set(data.get("study_flags", []))),
                 "params_hash": prov.get("study_params_hash", prov.get("params_hash")),
                 "graftimg_version": prov.get("version"),
@@ -415,6 +423,11 @@ def run_group(out_dir: str | os.PathLike) -> Path:
             "graft_volume_low_mm3": {"Description": "uncertainty band, low", "Units": "mm^3"},
             "graft_volume_high_mm3": {"Description": "uncertainty band, high", "Units": "mm^3"},
             "cyst_volume_mm3": {"Description": "t2 mode: CSF-like cyst", "Units": "mm^3"},
+            "graft_volume_null_reason": {
+                "Description": "why the graft was not measured (its volumes are n/a); n/a "
+                "when it was measured. A volume of 0 means the search was done and found "
+                "nothing"
+            },
             "cord_volume_mm3": {"Description": "cord mask volume", "Units": "mm^3"},
             "echo_time_s": {"Description": "iron mode: echo time", "Units": "s"},
             "field_strength_T": {"Description": "iron mode: B0", "Units": "T"},

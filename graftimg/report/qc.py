@@ -9,6 +9,8 @@ is imported only when a picture is made, so the core never needs it.
 from __future__ import annotations
 
 import os
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,12 @@ import numpy as np
 
 from graftimg.errors import GraftimgError
 from graftimg.io.atomic import atomic_path
+from graftimg.report.volume_text import graft_volume_text
 
-__all__ = ["qc_figure", "save_qc_png"]
+__all__ = ["qc_figure", "qc_title", "save_qc_png"]
+
+#: Width (characters) at which a long title (a "not measured" reason) is wrapped.
+_TITLE_WIDTH = 110
 
 _COLORS = {"cord": "#ffd400", "graft": "#ff3030", "cyst": "#20e0ff", "truth": "#40ff40"}
 _COLOR_NAMES = {"cord": "yellow", "graft": "red", "cyst": "cyan", "truth": "green"}
@@ -98,6 +104,22 @@ def qc_figure(
     )
     fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=10, y=1.04)
     return fig
+
+
+def qc_title(image_name: str, summary: Mapping[str, Any]) -> str:
+    """Title of a session's QC figure: image, mode and the graft volume line.
+
+    The volume is worded by :func:`graftimg.report.volume_text.graft_volume_text`, the same
+    line the command line prints; a long line is wrapped.
+
+    Examples
+    --------
+    >>> print(qc_title("sub-01_T2w.nii.gz", {"mode": "t2", "graft_volume_pv_mm3": None,
+    ...                 "graft_volume_null_reason": "no cord"}))
+    sub-01_T2w.nii.gz · t2 · graft volume: not measured (no cord)
+    """
+    line = f"{image_name} · {summary.get('mode')} · {graft_volume_text(summary)}"
+    return textwrap.fill(line, width=_TITLE_WIDTH, break_long_words=False)
 
 
 def save_qc_png(path: str | os.PathLike, image: np.ndarray, **kwargs: Any) -> Path:
