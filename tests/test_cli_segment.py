@@ -9,10 +9,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
+from test_io_volume import make_slab
 
 import graftimg.report.qc as qc_module
 import graftimg.segment.graft as graft_module
 from graftimg.cli import main
+from graftimg.io import load_volume
 from graftimg.pipeline.session import NULL_VOLUME_KEYS, NULL_VOLUME_REASONS
 from graftimg.report.volume_text import format_mm3
 
@@ -229,3 +231,26 @@ def test_unreliable_reference_gives_null_volumes_and_says_why(
         assert not np.asanyarray(mask.dataobj).any()
     (title,) = qc_titles
     assert "not measured" in title and title.endswith(out[0])
+
+
+def test_segment_runs_on_a_slab_whose_qform_and_sform_differ_by_rounding(sct_data, tmp_path):
+    # Issue 8: such a slab was refused by `segment`; it runs, on the sform, and the session's
+    # provenance records how far apart the two transforms are.
+    image = make_slab(tmp_path, "slab_T2w.nii.gz")
+    header = nib.load(image).header
+    manual = np.asanyarray(nib.load(sct_data / "t2/t2_seg-manual.nii.gz").dataobj)[:, 18:34, :]
+    mask = nib.Nifti1Image(manual.astype(np.uint8), None, header=header)
+    mask.set_qform(header.get_qform(), code=1)
+    mask.set_sform(header.get_sform(), code=1)
+    nib.save(mask, tmp_path / "cord.nii.gz")
+    args = ["segment", str(image), "-o", str(tmp_path / "o"), "--mode", "t2"]
+    args += ["--cord-mask", str(tmp_path / "cord.nii.gz"), "--injection-voxel", "31", "8", "25"]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "o_graft.json").read_text())
+    shift = load_volume(image).qform_sform_max_displacement_mm
+    assert 0.2 < shift < 0.5
+    assert result["provenance"]["qform_sform_max_displacement_mm"] == pytest.approx(shift)
+    assert result["provenance"]["affine_source"] == "sform"
+    written = nib.load(tmp_path / "o_label-cord_mask.nii.gz")
+    assert np.array_equal(written.header.get_sform(), header.get_sform())
+    assert np.array_equal(np.asanyarray(written.dataobj) > 0, manual > 0)
