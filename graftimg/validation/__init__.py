@@ -1,0 +1,36 @@
+"""Validation on real anatomy: grafts of known volume inserted into real spinal cord scans.
+
+:mod:`graftimg.validation.insert` resamples a real scan and its manual cord mask to a target
+grid with a rigid motion, brings it to a target SNR, and inserts a ``t2`` graft (tissue between
+the local cord and CSF levels, textured, optionally with a cyst) or an ``iron`` void (dark core
+and dipole blooming), returning the image and the partial-volume truth maps. The campaign that
+runs these images through the pipeline is ``benchmarks/validate_real.py``.
+"""
+
+from graftimg.validation.insert import (
+    HostScan,
+    InsertSpec,
+    Levels,
+    ResampledHost,
+    SyntheticImage,
+    add_noise_to_snr,
+    cord_and_csf_levels,
+    ellipsoid_fraction,
+    load_host,
+    resample_host,
+    synthesize,
+)
+
+__all__ = [
+    "HostScan",
+    "InsertSpec",
+    "Levels",
+    "ResampledHost",
+    "SyntheticImage",
+    "add_noise_to_snr",
+    "cord_and_csf_levels",
+    "ellipsoid_fraction",
+    "load_host",
+    "resample_host",
+    "synthesize",
+]
