@@ -275,9 +275,10 @@ def segment_volume(
         ``preprocess_s``).
 
         When the graft cannot be measured (:func:`null_volume_reason`), the volumes
-        (:data:`NULL_VOLUME_KEYS`) are None, ``graft_volume_null_reason`` says why, and the
-        graft and cyst masks are empty. A volume of 0 means the search was done and found
-        nothing.
+        (:data:`NULL_VOLUME_KEYS`) are None, ``graft_volume_null_reason`` says why (and
+        ``reference_unreliable_reasons`` lists the graft stage's own findings, when it gives
+        them), and the graft and cyst masks are empty. A volume of 0 means the search was
+        done and found nothing.
     """
     from graftimg.measure.graft import measure_graft
     from graftimg.preprocess.bias import correct_bias
@@ -449,6 +450,9 @@ def segment_volume(
             graft = np.zeros(volume.shape, bool)
             cyst = np.zeros(volume.shape, bool)
             measurements = _unmeasured(measurements, reason)
+            details = getattr(seg.reference, "unreliable_reasons", ())
+            if "reference_unreliable" in seg_flags and details:
+                measurements["reference_unreliable_reasons"] = list(details)
         timings["measure_s"] = time.perf_counter() - t0
 
     site_world = None if site is None else [float(v) for v in volume.voxel_to_world(site)]
