@@ -212,7 +212,12 @@ def test_unreliable_reference_gives_null_volumes_and_says_why(
 
     def unreliable(*args, **kwargs):
         seg = original(*args, **kwargs)
-        return dataclasses.replace(seg, flags=tuple(sorted({*seg.flags, "reference_unreliable"})))
+        found = ("only 12 normal cord voxels remain outside the abnormal tissue",)
+        return dataclasses.replace(
+            seg,
+            flags=tuple(sorted({*seg.flags, "reference_unreliable"})),
+            reference=dataclasses.replace(seg.reference, unreliable_reasons=found),
+        )
 
     monkeypatch.setattr(graft_module, "segment_graft", unreliable)
     assert _segment_t2(sct_data, tmp_path / "t2", "--qc") == 0  # the run succeeded
@@ -224,6 +229,9 @@ def test_unreliable_reference_gives_null_volumes_and_says_why(
     for key in NULL_VOLUME_KEYS:
         assert key in result and result[key] is None, key
     assert result["graft_volume_null_reason"] == reason
+    assert result["reference_unreliable_reasons"] == [
+        "only 12 normal cord voxels remain outside the abnormal tissue"
+    ]
     assert "reference_unreliable" in result["flags"]
     assert result["components"] == []
     for name in ("graft", "cyst"):
