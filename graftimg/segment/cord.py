@@ -67,6 +67,7 @@ from graftimg.segment.cord_priors import CordPrior, cord_prior
 from graftimg.segment.cord_slices import SliceContours, fit_ellipses, rasterize, trace_slices
 
 __all__ = [
+    "BOUNDARY_LEVEL",
     "CONTRASTS",
     "UNCERTAIN",
     "CordSegmentation",
@@ -83,6 +84,14 @@ UNCERTAIN = "cord_uncertain"
 #: scans of tests/data Dice moved by ≤ 0.004 against 72-ray refinements; the cord stage took
 #: 0.18 → 0.12 s on the 1 mm T2w.
 REFINE_RAYS = 24
+
+#: Where the contour crosses the cord→CSF transition, from the cord's level (0) to the CSF's
+#: (1). The manual masks of the Spinal Cord Toolbox test data put the cord's edge at the inner
+#: foot of the transition, where the intensity has gone a quarter of the way to the CSF's (the
+#: quarter-level crossing of the edge-aligned median profile lies 0.0–0.1 mm from the manual
+#: edge on T2w and T1w, and within 0.1 mm on the T2*w and MT scans not used to choose it),
+#: 0.2–0.5 mm inside the steepest point. docs/methods.md gives the measurement.
+BOUNDARY_LEVEL = 0.25
 
 _METHOD = (
     "classical: cord-in-CSF tube detection (star edges, oriented elliptic Hough, CSF "
@@ -211,11 +220,13 @@ def _trace_cord(
     n_angles: int,
     n_refinements: int = 2,
     refine_angles: int | None = None,
+    boundary_level: float | None = None,
 ) -> SliceContours:
     """Contours per slice, re-centred on robust ellipse fits, with a pooled shape prior.
 
     ``refine_angles``: rays of the refinement passes (default ``n_angles``); the last pass
-    always uses ``n_angles``.
+    always uses ``n_angles`` and alone places the contour at ``boundary_level`` (the
+    refinements fit ellipses to the edges themselves).
     """
     expected = None
     z_sigma = prior.z_smooth_mm / spacing[2]
@@ -231,6 +242,7 @@ def _trace_cord(
             n_angles=n_rays,
             expected_radii_mm=expected,
             inner_preference=1.0,
+            boundary_level=boundary_level if iteration == n_refinements else None,
         )
         if iteration == n_refinements:
             break
@@ -254,6 +266,7 @@ def _retrace_from_seed(
     spacing: tuple[float, float, float],
     polarity: int,
     prior: CordPrior,
+    boundary_level: float | None,
 ) -> SliceContours:
     """Trace the seed's slice again with the rays starting at the seed itself."""
     k = round(seed[2])
@@ -265,9 +278,11 @@ def _retrace_from_seed(
         prior=prior,
         n_angles=len(contours.angles),
         inner_preference=1.0,
+        boundary_level=boundary_level,
     )
     fields = {}
-    for name in ("centres_vox", "radii_mm", "edge", "contrast", "outer_brightness"):
+    names = ("centres_vox", "radii_mm", "edge_radii_mm", "edge", "contrast", "outer_brightness")
+    for name in names:
         values = getattr(contours, name).copy()
         values[k] = getattr(single, name)[0]
         fields[name] = values
@@ -399,6 +414,7 @@ def segment_cord(
     seed_voxel: tuple[float, float, float] | None = None,
     scale: str = "human",
     n_angles: int = 72,
+    boundary_level: float | None = BOUNDARY_LEVEL,
 ) -> CordSegmentation:
     """Segment the spinal cord of a canonical RAS+ image.
 
@@ -420,6 +436,11 @@ def segment_cord(
         Size prior of the cord (human about 8 × 12 mm, rodent about 2 × 3 mm).
     n_angles : int, optional
         Number of rays per slice of the contour search.
+    boundary_level : float or None, optional
+        Where the contour crosses the cord→CSF transition, as a fraction of the way from the
+        cord's intensity (0) to the CSF's (1) on each ray (:data:`BOUNDARY_LEVEL`, the
+        convention of manual masks, by default); ``None`` keeps the edge's steepest point
+        (about 0.5, the half-partial-volume boundary).
 
     Returns
     -------
@@ -459,6 +480,11 @@ def segment_cord(
     data, sp, seed = _check_inputs(image, spacing, seed_voxel)
     if n_angles < 16:
         raise ConfigError(f"n_angles must be at least 16, got {n_angles}")
+    if boundary_level is not None and not 0.0 <= boundary_level <= 1.0:
+        raise ConfigError(
+            f"boundary_level must lie in [0, 1] or be None, got {boundary_level}",
+            hint=f"{BOUNDARY_LEVEL} follows manual masks; None the steepest point of the edge",
+        )
     low = float(data.min())
     if low < 0:
         data = data - low
@@ -476,6 +502,7 @@ def segment_cord(
         prior=prior,
         n_angles=n_angles,
         refine_angles=min(n_angles, REFINE_RAYS),
+        boundary_level=boundary_level,
     )
 
     reliability = _reliability(contours, polarity)
@@ -488,7 +515,13 @@ def segment_cord(
         probe = rasterize(contours, data.shape, spacing=sp, slices=np.arange(data.shape[2]) == k)
         if not probe[seed_idx]:
             contours = _retrace_from_seed(
-                data, contours, seed, spacing=sp, polarity=polarity, prior=prior
+                data,
+                contours,
+                seed,
+                spacing=sp,
+                polarity=polarity,
+                prior=prior,
+                boundary_level=boundary_level,
             )
             reliability = _reliability(contours, polarity)
     mask = rasterize(contours, data.shape, spacing=sp, slices=keep)

@@ -46,10 +46,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from graftimg.errors import ConfigError
 from graftimg.segment.cord_priors import CordPrior
 from graftimg.segment.optimal_path import best_closed_paths
 
-__all__ = ["EllipseFit", "SliceContours", "fit_ellipses", "rasterize", "trace_slices"]
+__all__ = [
+    "EllipseFit",
+    "SliceContours",
+    "fit_ellipses",
+    "place_at_level",
+    "rasterize",
+    "trace_slices",
+]
 
 _EPS = 1e-6
 
@@ -66,7 +74,10 @@ class SliceContours:
         Ray angles in radians, counter-clockwise from the +x axis (0 = +x, towards the
         subject's right in RAS+; π/2 = +y, anterior).
     radii_mm : (Z, A) ndarray of float
-        Distance from the origin to the edge along each ray, in mm.
+        Distance from the origin to the contour along each ray, in mm.
+    edge_radii_mm : (Z, A) ndarray of float
+        Distance from the origin to the steepest point of the edge, in mm (the contour itself
+        unless it was placed at a boundary level, see :func:`place_at_level`).
     edge : (Z, A) ndarray of float
         Edge strength at the contour (relative gradient × the prior's minor semi-axis).
     contrast : (Z, A) ndarray of float
@@ -80,6 +91,7 @@ class SliceContours:
     centres_vox: np.ndarray
     angles: np.ndarray
     radii_mm: np.ndarray
+    edge_radii_mm: np.ndarray
     edge: np.ndarray
     contrast: np.ndarray
     outer_brightness: np.ndarray
@@ -134,6 +146,7 @@ def trace_slices(
     shape_weight: float = 1.0,
     shape_tolerance: float = 0.15,
     inner_preference: float = 1.0,
+    boundary_level: float | None = None,
 ) -> SliceContours:
     """Find the cord's closed edge in each axial slice around the given centres.
 
@@ -164,6 +177,11 @@ def trace_slices(
     inner_preference : float, optional
         Cost, per unit of edge height, of placing the contour beyond a clear edge (0 lets the
         strongest edge win wherever it is).
+    boundary_level : float, optional
+        Where on the cord→CSF intensity transition the contour is placed, as a fraction of the
+        way from the cord's level (0) to the CSF's (1), both read on the ray itself. ``None``
+        (default) keeps the steepest point of the edge (about 0.5); see
+        :func:`place_at_level`.
 
     Returns
     -------
@@ -180,9 +198,9 @@ def trace_slices(
     angles = 2 * np.pi * np.arange(n_angles) / n_angles
 
     bx, by = _crop_box(centres_vox, radii[-1], spacing, image.shape)
-    crop = image[bx, by, :]
+    crop_raw = image[bx, by, :]
     sigma = [max(0.5, 0.1 * prior.minor_mm / s) for s in (sx, sy)] + [0.0]
-    crop = ndimage.gaussian_filter(crop, sigma, mode="nearest")
+    crop = ndimage.gaussian_filter(crop_raw, sigma, mode="nearest")
 
     n_z = image.shape[2]
     cx = centres_vox[:, 0] - bx.start
@@ -249,6 +267,13 @@ def trace_slices(
         shift = np.where(np.isfinite(denom) & (denom < -_EPS), 0.5 * (e_m - e_p) / denom, 0.0)
     radii_mm = radii[inner] + np.clip(shift, -0.5, 0.5) * step
 
+    edge_radii_mm = radii_mm
+    if boundary_level is not None:
+        raw = ndimage.map_coordinates(crop_raw, coords, order=1, mode="nearest")
+        radii_mm = place_at_level(
+            raw, radii, radii_mm, polarity=polarity, level=boundary_level, window_mm=prior.minor_mm
+        )
+
     p_in = profiles[zi, ai, np.clip(inner - n_off, 0, len(radii) - 1)]
     p_out = profiles[zi, ai, np.clip(inner + n_off, 0, len(radii) - 1)]
     contrast = -polarity * (p_out - p_in) / (np.abs(p_out) + np.abs(p_in) + _EPS)
@@ -256,10 +281,97 @@ def trace_slices(
         centres_vox=centres_vox.copy(),
         angles=angles,
         radii_mm=radii_mm,
+        edge_radii_mm=edge_radii_mm,
         edge=edge[zi, ai, inner],
         contrast=contrast,
         outer_brightness=brightness[zi, ai, inner],
     )
+
+
+def place_at_level(
+    profiles: np.ndarray,
+    radii: np.ndarray,
+    edge_radii_mm: np.ndarray,
+    *,
+    polarity: int,
+    level: float,
+    window_mm: float,
+) -> np.ndarray:
+    """Move each contour point inward from its edge to a level of the cord→CSF transition.
+
+    On every ray the cord's level ``c`` is the mean of the profile between ``window_mm`` and
+    ``window_mm / 2`` inside the edge, the CSF's level ``o`` the extreme of the contrast's
+    polarity (brightest on T2-like, darkest on T1w) within ``window_mm / 2`` outside it. The
+    contour goes to the outermost point at or inside the edge where the profile is still at
+    ``c + level · (o − c)``, interpolated between samples. A ray whose transition has the
+    wrong sign, or never falls back to that level within the window, keeps its edge. The
+    inward moves are then smoothed by a circular median over about 25° of rays, since the
+    blur of an edge changes slowly around the cord.
+
+    Parameters
+    ----------
+    profiles : (Z, A, R) ndarray
+        Image samples along each ray (unsmoothed: smoothing widens the transition).
+    radii : (R,) ndarray
+        Distances of the samples from the ray origin, in mm, evenly spaced.
+    edge_radii_mm : (Z, A) ndarray
+        The edge (steepest point) on each ray, in mm.
+    polarity : int
+        ``+1`` if the cord is brighter than CSF, ``-1`` if darker.
+    level : float
+        Fraction of the way from the cord's level to the CSF's, in [0, 1].
+    window_mm : float
+        Reach of the level estimates, in mm (the prior's minor semi-axis).
+
+    Returns
+    -------
+    (Z, A) ndarray
+        The moved radii, in mm, never outside ``edge_radii_mm``.
+
+    Examples
+    --------
+    A linear ramp from cord (0) to CSF (1) between 4 and 5 mm: its quarter level is 4.25 mm.
+
+    >>> import numpy as np
+    >>> radii = np.arange(0.0, 10.0, 0.1)
+    >>> ramp = np.clip(radii - 4.0, 0.0, 1.0)[None, None, :].repeat(8, axis=1)
+    >>> moved = place_at_level(
+    ...     ramp, radii, np.full((1, 8), 4.5), polarity=-1, level=0.25, window_mm=4.0
+    ... )
+    >>> np.round(moved, 2).tolist()[0][:3]
+    [4.25, 4.25, 4.25]
+    """
+    if not 0.0 <= level <= 1.0:
+        raise ConfigError(f"boundary level must lie in [0, 1], got {level}")
+    step = float(radii[1] - radii[0])
+    r = radii[None, None, :]
+    edge = edge_radii_mm[:, :, None]
+    inner = (r >= edge - 0.5 * window_mm) & (r <= edge - 0.25 * window_mm)
+    n_inner = inner.sum(axis=2)
+    cord = np.where(inner, profiles, 0.0).sum(axis=2) / np.maximum(n_inner, 1)
+    outer = (r >= edge) & (r <= edge + 0.5 * window_mm)
+    extreme = np.where(outer, -polarity * profiles, -np.inf).max(axis=2) * -polarity
+    span = extreme - cord
+    usable = (n_inner > 0) & np.isfinite(span) & (-polarity * span > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (profiles - cord[:, :, None]) / np.where(usable, span, 1.0)[:, :, None]
+    window = (r >= edge - 0.5 * window_mm) & (r <= edge)
+    below = window & (t <= level)
+    found = usable & below.any(axis=2)
+    last = below.shape[2] - 1 - np.argmax(below[:, :, ::-1], axis=2)
+    nxt = np.minimum(last + 1, len(radii) - 1)
+    t0 = np.take_along_axis(t, last[:, :, None], axis=2)[:, :, 0]
+    t1 = np.take_along_axis(t, nxt[:, :, None], axis=2)[:, :, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(t1 > t0, (level - t0) / (t1 - t0), 0.0)
+    crossing = radii[last] + np.clip(frac, 0.0, 1.0) * step
+    move = np.where(found, np.clip(edge_radii_mm - crossing, 0.0, None), 0.0)
+    n_angles = move.shape[1]
+    half = max(1, round(n_angles * 12.5 / 360))
+    if n_angles > 2 * half:
+        windows = np.stack([np.roll(move, shift, axis=1) for shift in range(-half, half + 1)])
+        move = np.median(windows, axis=0)
+    return edge_radii_mm - move
 
 
 def rasterize(
