@@ -316,7 +316,7 @@ def resample_host(
     >>> cord[6:14, 6:14, :] = True
     >>> rs = resample_host(HostScan("cube", vol, cord), spacing=(0.5, 0.5, 3.0))
     >>> rs.image.shape, rs.subsamples, round(float(rs.image.mean()))
-    ((39, 39, 10), (1, 1, 6), 100)
+    ((40, 40, 10), (1, 1, 6), 100)
     >>> round(float(rs.cord_fraction.sum() * rs.voxel_volume_mm3 / cord.sum()), 2)
     1.0
     """
@@ -329,7 +329,10 @@ def resample_host(
     shape_h = np.asarray(image.shape)
     corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape_h])), float)
     world = _apply(a_host, corners)
-    lo, hi = world.min(axis=0), world.max(axis=0)
+    # The grid covers the host's voxels to their outer faces (a 7.5 mm slice reaches 3.75 mm
+    # past its centre), less half a target voxel.
+    half = 0.5 * (_host_spacing_along_world(a_host) - spacing_t).clip(0.0)
+    lo, hi = world.min(axis=0) - half, world.max(axis=0) + half
     n_t = (np.floor((hi - lo) / spacing_t + 1e-6) + 1).astype(int)
     a_target = np.eye(4)
     a_target[:3, :3] = np.diag(spacing_t)
