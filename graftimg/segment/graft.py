@@ -98,8 +98,12 @@ _RAYLEIGH_MEAN = float(np.sqrt(np.pi / 2.0))
 Mode = Literal["iron", "t2"]
 Refine = Literal["none", "connected_threshold", "confidence_connected"]
 
-#: iron, half-contrast edge: the lesion's extent for the along-cord background, in σ below μ.
+#: Half-contrast edges: the lesion's extent (iron: for the along-cord background; t2: for the
+#: graft's level), in σ from μ, and the closest the t2 edge comes to the normal level.
 _BACKGROUND_ZONE_K = 2.0
+
+#: t2: a normal-cord reference at this fraction of the CSF level or above is not normal cord.
+_CORD_CSF_RATIO_MAX = 0.6
 
 #: t2: graft voxels above the graft level by this many noise SDs raise ``possible_subvoxel_cyst``.
 _SUBVOXEL_CYST_K = 3.0
@@ -173,6 +177,16 @@ class GraftParams:
         voxels above it (a component with no such voxel is kept as detected). ``μ − kσ`` moves
         with the SNR (7.5 % signal loss at SNR 40, ≈ 50 % at SNR 10 with cord texture); the
         half-contrast edge does not, so the mask matches the void at every SNR.
+    t2_boundary : {"half_contrast", "threshold"}
+        ``t2``: where the mask's edge lies. ``"threshold"``: every voxel above ``μ + kσ``.
+        ``"half_contrast"`` (default): the ``μ + kσ`` voxels detect the graft, and its edge is
+        put where a voxel is at least half graft — at ``(μ_local + G)/2`` with ``μ_local`` the
+        normal cord beside the graft and ``G`` the median of the interior of the tissue found at
+        ``μ + 2σ`` that is not CSF-like, never below ``μ_local + 2σ`` so that the edge cannot
+        wander into noise. With ``refine`` other than ``"none"`` the region growing sets the
+        edge instead. On grafts inserted into a real 1 mm T2w at half
+        the cord–CSF contrast, ``μ + 3σ`` lay at 0.6–0.7 of the graft's contrast and the
+        threshold mask missed 5–26 % of the volume.
     confidence_multiplier : float
         ``ConfidenceConnected`` multiplier (2.5).
     confidence_iterations : int
@@ -204,6 +218,7 @@ class GraftParams:
     min_snr: float = 5.0
     refine: Refine = "none"
     iron_boundary: Literal["half_contrast", "threshold"] = "half_contrast"
+    t2_boundary: Literal["half_contrast", "threshold"] = "half_contrast"
     confidence_multiplier: float = 2.5
     confidence_iterations: int = 3
     confidence_radius_voxels: int = 1
@@ -233,10 +248,10 @@ class GraftParams:
         )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "iron_boundary":
+            if f.name in ("iron_boundary", "t2_boundary"):
                 if value not in ("half_contrast", "threshold"):
                     raise ConfigError(
-                        f"iron_boundary must be 'half_contrast' or 'threshold', got {value!r}"
+                        f"{f.name} must be 'half_contrast' or 'threshold', got {value!r}"
                     )
                 continue
             if f.name == "refine":
@@ -344,8 +359,8 @@ class GraftSegmentation:
     search_mask : (X, Y, Z) ndarray of bool
         Where graft voxels were looked for (window ∩ dilated cord, or ∩ cord in t2).
     support_mask : (X, Y, Z) ndarray of bool or None
-        iron with ``iron_boundary="half_contrast"``: the detections at ``k − 1`` before the
-        edge moved (the partial-volume measurement weighs them too); None otherwise.
+        With a ``half_contrast`` boundary: the detections at ``k − 1`` before the edge moved
+        (the partial-volume measurement weighs them too); None otherwise.
     s_from_site_mm : (Z,) ndarray
         Along-cord distance of each slice from the site, in mm (NaN off-cord).
     reference : ReferenceStats
@@ -569,13 +584,13 @@ def _segment_graft_box(
         look = _inplane_dilate(cord, params.search_dilate_voxels, spacing)
     else:
         look = _inplane_erode(cord, params.t2_exclude_rim_voxels, spacing)
-    ref, _ = graft_free_reference(
+    ref, abnormal_tissue = graft_free_reference(
         image,
         cord,
         s,
         site,
         mode=mode,
-        k_sigma=params.k_sigma,
+        k_sigma=_BACKGROUND_ZONE_K,
         look=look,
         spacing=spacing,
         window_mm=params.window_half_length_mm,
@@ -584,6 +599,30 @@ def _segment_graft_box(
         min_voxels=params.reference_min_voxels,
         min_component_volume_mm3=params.min_component_volume_mm3,
     )
+    csf_ref: ReferenceStats | None = None
+    if mode == "t2":
+        csf_ref = csf_stats(
+            image,
+            cord,
+            s,
+            window_mm=params.window_half_length_mm,
+            band_mm=params.reference_band_mm,
+            gap_voxels=params.csf_ring_gap_voxels,
+            ring_width_mm=params.csf_ring_width_mm,
+            min_voxels=params.reference_min_voxels,
+            spacing=spacing,
+        )
+        flags.update(csf_ref.flags)
+        if ref.median >= _CORD_CSF_RATIO_MAX * csf_ref.median:
+            ref = dataclasses.replace(
+                ref,
+                flags=(*ref.flags, "reference_unreliable"),
+                unreliable_reasons=(
+                    *ref.unreliable_reasons,
+                    f"the cord reference is {ref.median / csf_ref.median:.2f} of the CSF level "
+                    "(normal cord is 0.3-0.5 of it on T2w): it is graft or oedema",
+                ),
+            )
     flags.update(ref.flags)
     mu = ref.median
     sigma = reference_sigma(ref, mode)
@@ -633,21 +672,8 @@ def _segment_graft_box(
     if any(c.reason == "far_from_site" for c in components):
         flags.add("components_far_from_site")
 
-    csf_ref: ReferenceStats | None = None
     core_level = float("nan")
-    if mode == "t2":
-        csf_ref = csf_stats(
-            image,
-            cord,
-            s,
-            window_mm=params.window_half_length_mm,
-            band_mm=params.reference_band_mm,
-            gap_voxels=params.csf_ring_gap_voxels,
-            ring_width_mm=params.csf_ring_width_mm,
-            min_voxels=params.reference_min_voxels,
-            spacing=spacing,
-        )
-        flags.update(csf_ref.flags)
+    if mode == "t2" and csf_ref is not None:
         core_level, level_flags = _cyst_core_level(
             data, kept["main"], ref, csf_ref, thresholds["main"], params, noise_sigma
         )
@@ -678,14 +704,46 @@ def _segment_graft_box(
         background = _local_background(data, cord, zone, mu, spacing)
         # Decided on a lightly smoothed copy (σ = half the finest voxel): a voxel at the edge
         # is half void by definition, so its noise would otherwise toss it in or out.
-        finest = min(spacing)
-        blur = [0.5 * finest / d if 0.5 * finest / d >= 0.2 else 0.0 for d in spacing]
-        smooth = ndimage.gaussian_filter(data, blur, mode="nearest")
-        half = smooth <= 0.5 * (background + void_level)
+        half = _smoothed_for_edges(data, spacing) <= 0.5 * (background + void_level)
         for name in ("strict", "main", "sensitive"):
             kept[name] = _grow_to_half(kept[name], half & search, spacing)
         kept["strict"] &= kept["main"]
         kept["sensitive"] |= kept["main"]
+    if (
+        mode == "t2"
+        and params.t2_boundary == "half_contrast"
+        and params.refine == "none"
+        and kept["main"].any()
+    ):
+        support = kept["sensitive"].copy()
+        # The graft's level and the edge level are fixed whatever k is, so that the band stays
+        # nested and V(k − 1) ≥ V(k) ≥ V(k + 1): the level is the median of the interior of the
+        # tissue found at μ + 2σ (one voxel in from its partial-volume shell; CSF-like voxels
+        # left out), or its upper quartile when it has no interior.
+        zone, _ = _detect(
+            abnormal(mu + _BACKGROUND_ZONE_K * sigma), search, rim, site, spacing, params
+        )
+        tissue = zone & ~(data >= core_level) if np.isfinite(core_level) else zone
+        if tissue.any():
+            inner = ndimage.binary_erosion(tissue, _cross(_fine_axes(spacing)))
+            level = (
+                float(np.median(data[inner]))
+                if inner.sum() >= 5
+                else float(np.percentile(data[tissue], 75))
+            )
+            # The normal cord right beside the graft (a residual bias along the cord moves the
+            # reference bands' level away from it); the edge never comes closer to it than
+            # 2σ, so that it cannot wander into noise.
+            local = _local_normal_level(data, look & ~abnormal_tissue, zone, mu)
+            half_level = max(0.5 * (local + level), local + _BACKGROUND_ZONE_K * sigma)
+            half = _smoothed_for_edges(data, spacing) >= half_level
+            for name in ("strict", "main", "sensitive"):
+                grown = _grow_to_half(kept[name], half & search, spacing)
+                if rim.any():
+                    grown |= _inplane_dilate(grown, 1, spacing) & rim & kept[name]
+                kept[name] = grown
+            kept["strict"] &= kept["main"]
+            kept["sensitive"] |= kept["main"]
 
     cyst = np.zeros_like(kept["main"])
     not_graft = cyst
@@ -941,6 +999,25 @@ def _local_background(
         for z, plane in along_cord_background(data, part, line, wanted, n_side=n_side).items():
             background[..., z] = plane
     return background
+
+
+def _local_normal_level(
+    data: np.ndarray, normal: np.ndarray, lesion: np.ndarray, fallback: float
+) -> float:
+    """Median of normal cord in the lesion's slices and two beyond; ``fallback`` if too few."""
+    slices = np.flatnonzero(lesion.any(axis=(0, 1)))
+    if slices.size == 0:
+        return fallback
+    lo, hi = max(int(slices[0]) - 2, 0), int(slices[-1]) + 3
+    values = data[..., lo:hi][normal[..., lo:hi]]
+    return float(np.median(values)) if values.size >= 50 else fallback
+
+
+def _smoothed_for_edges(data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The image lightly smoothed (σ = half the finest voxel) for half-contrast decisions."""
+    finest = min(spacing)
+    blur = [0.5 * finest / d if 0.5 * finest / d >= 0.2 else 0.0 for d in spacing]
+    return ndimage.gaussian_filter(data, blur, mode="nearest")
 
 
 def _grow_to_half(

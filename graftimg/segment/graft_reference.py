@@ -14,17 +14,23 @@ exclusion, whatever region the reference comes from:
 
 1. start from the reference region of :func:`graftimg.segment.reference.reference_stats`, with
    the median and ``1.4826·MAD`` only (both tolerate up to half the voxels being abnormal; the
-   one-sided tail spreads do not) unless the region lies wholly outside the window;
+   one-sided tail spreads do not) unless the region lies wholly outside the window; when the
+   cord's values form two classes (Otsu's effectiveness ≥ 0.8), from the class on the normal
+   side (the darker in ``t2``, the brighter in ``iron``), which holds even when the graft fills
+   more than half of the cord in the field of view;
 2. find abnormal tissue anywhere in the cord at ``μ ± kσ`` with the graft stage's own clean-up
    and size rule (:func:`graftimg.segment.graft_components.detect_components`), and exclude it
    with a margin (partial-volume voxels at its edge are neither graft nor normal);
 3. recompute ``μ`` and ``σ`` (now with the tail spreads) on what remains; repeat until the
-   excluded set no longer changes (at most ``max_iterations`` times).
+   excluded set has settled (fewer than 5 voxels or 2 % of it change; at most
+   ``max_iterations`` rounds).
 
 The reference is **unreliable** — the graft volume cannot be measured, and must be reported as
 missing rather than as zero — when, after exclusion, fewer than ``min_voxels`` normal voxels or
-fewer than three slices remain, or when the excluded tissue is more than half of the region the
-start came from (its median was then not normal cord).
+fewer than three slices remain, or when abnormal tissue fills more than three quarters of the
+cord in the field of view. The graft stage adds one check in ``t2``: normal cord is darker than
+CSF (about 0.3–0.5 of it on T2w); a reference at 0.6 of the CSF level or above is graft or
+oedema, not normal cord.
 """
 
 from __future__ import annotations
@@ -35,13 +41,25 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.segment.graft_components import detect_components
-from graftimg.segment.reference import ReferenceStats, _inplane_dilate, reference_stats
+from graftimg.segment.reference import (
+    ReferenceStats,
+    _inplane_dilate,
+    reference_stats,
+    robust_stats,
+)
 
 __all__ = ["graft_free_reference", "reference_sigma"]
 
 #: In-plane margin around excluded abnormal tissue, in voxels, and along the cord.
 _MARGIN_INPLANE_VOXELS = 2
 _MARGIN_THROUGH_VOXELS = 1
+
+#: The excluded set has settled when fewer voxels than these change between rounds.
+_SETTLED_VOXELS = 5
+_SETTLED_FRACTION = 0.02
+
+#: Abnormal tissue filling more than this fraction of the cord leaves no trustworthy reference.
+_MOSTLY_ABNORMAL = 0.75
 
 #: Fewest slices a trustworthy reference spans.
 _MIN_SLICES = 3
@@ -96,7 +114,8 @@ def graft_free_reference(
     mode : {"iron", "t2"}
         Which side of ``μ`` is abnormal.
     k_sigma : float
-        Threshold for abnormal tissue, in robust SDs (the graft threshold).
+        Threshold for abnormal tissue, in robust SDs (the graft stage passes 2, whatever its
+        own ``k``, so that every ``k`` is measured against the same reference).
     look : (X, Y, Z) ndarray of bool
         Where abnormal tissue is looked for (the cord, dilated in ``iron`` mode).
     spacing : tuple of 3 float
@@ -167,21 +186,33 @@ def graft_free_reference(
     # The tail spreads break down when a few per cent of the region is abnormal: start from
     # the median and MAD unless the region lies wholly beyond the window (graft-free by design).
     sigma = reference_sigma(start, mode) if start.region == "bands" else start.sigma
-    ref = start
+    mu = start.median
+    if start.region != "bands":
+        # The median itself breaks down when the graft holds half the region: when the cord's
+        # values form two classes, start from the one on the normal side (darker in t2).
+        values = image[cord & np.isfinite(s_mm)[None, None, :]].astype(np.float64)
+        normal = _normal_class(values, mode)
+        if normal is not None:
+            mu, sigma = robust_stats(normal)
+    ref = replace(start, median=mu)
     found = excluded = np.zeros(cord.shape, dtype=bool)
     converged = False
     for _ in range(max_iterations):
         if not (sigma > 0 and ref.n_voxels):
             break
         new = abnormal_tissue(ref.median, sigma)
-        if np.array_equal(new, found):
+        changed = int((new ^ found).sum())
+        if changed <= max(_SETTLED_VOXELS, _SETTLED_FRACTION * int(found.sum())):
             converged = True
-            break
+            if changed == 0:
+                break
         found, excluded = new, _with_margin(new, spacing)
         if not (cord & ~excluded).any():
             break
         ref = stats(excluded)
         sigma = reference_sigma(ref, mode)
+        if converged:
+            break
 
     flags = list(ref.flags)
     if not converged and found.any():
@@ -194,13 +225,32 @@ def graft_free_reference(
         )
     elif ref.n_slices and ref.n_slices < _MIN_SLICES:
         reasons.append(f"the normal cord left spans only {ref.n_slices} slices")
-    if (found & cord).sum() > 0.5 * cord.sum():
-        reasons.append("abnormal tissue fills more than half of the cord in the field of view")
+    if (found & cord).sum() > _MOSTLY_ABNORMAL * cord.sum():
+        reasons.append("abnormal tissue fills most of the cord in the field of view")
     if reasons:
         flags.append("reference_unreliable")
     return replace(ref, flags=tuple(dict.fromkeys(flags)), unreliable_reasons=tuple(reasons)), (
         excluded
     )
+
+
+def _normal_class(values: np.ndarray, mode: str) -> np.ndarray | None:
+    """The darker (t2) or brighter (iron) Otsu class when the values form two classes."""
+    from graftimg.segment.reference import _TWO_CLASS_ETA
+
+    if values.size < 40 or float(values.min()) == float(values.max()):
+        return None
+    from skimage.filters import threshold_otsu
+
+    upper = values > threshold_otsu(values)
+    lower_part, upper_part = values[~upper], values[upper]
+    if min(lower_part.size, upper_part.size) < 20:
+        return None
+    w = upper_part.size / values.size
+    between = w * (1 - w) * (float(upper_part.mean()) - float(lower_part.mean())) ** 2
+    if between < _TWO_CLASS_ETA * float(values.var()):
+        return None
+    return upper_part if mode == "iron" else lower_part
 
 
 def _with_margin(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
