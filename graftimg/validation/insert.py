@@ -284,9 +284,9 @@ def resample_host(
 ) -> ResampledHost:
     """Carry a host onto an axis-aligned RAS grid of voxel size ``spacing``, moved rigidly.
 
-    The grid spans the host's extent in-plane, and along S-I the slices whose cord region
-    (the manual mask's in-plane box plus 5 mm) maps inside the host's S-I extent after the
-    motion.
+    The grid tiles the host's extent from face to face; along S-I it keeps the slices whose
+    cord region (the manual mask's in-plane box plus 5 mm, both faces of the slice) maps inside
+    the host's S-I extent after the motion.
 
     Parameters
     ----------
@@ -329,11 +329,13 @@ def resample_host(
     shape_h = np.asarray(image.shape)
     corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape_h])), float)
     world = _apply(a_host, corners)
-    # The grid covers the host's voxels to their outer faces (a 7.5 mm slice reaches 3.75 mm
-    # past its centre), less half a target voxel.
-    half = 0.5 * (_host_spacing_along_world(a_host) - spacing_t).clip(0.0)
-    lo, hi = world.min(axis=0) - half, world.max(axis=0) + half
-    n_t = (np.floor((hi - lo) / spacing_t + 1e-6) + 1).astype(int)
+    # The grid tiles the host's extent from its outer faces (a 7.5 mm slice reaches 3.75 mm
+    # past its centre): target voxel faces never lie outside the host's.
+    host_step = _host_spacing_along_world(a_host)
+    faces = world.min(axis=0) - 0.5 * host_step
+    extent = world.max(axis=0) - world.min(axis=0) + host_step
+    n_t = np.floor(extent / spacing_t + 1e-6).astype(int)
+    lo = faces + 0.5 * spacing_t
     a_target = np.eye(4)
     a_target[:3, :3] = np.diag(spacing_t)
     a_target[:3, 3] = lo
@@ -353,12 +355,18 @@ def resample_host(
     inside = np.zeros(n_t[2], dtype=bool)
     for k in range(n_t[2]):
         probes = np.array(
-            [[x, y, k] for x in (box_lo[0], box_hi[0]) for y in (box_lo[1], box_hi[1])], float
+            [
+                [x, y, k + dz]
+                for x in (box_lo[0], box_hi[0])
+                for y in (box_lo[1], box_hi[1])
+                for dz in (-0.5, 0.5)
+            ],
+            float,
         )
-        # Only the host's S-I axis counts (in-plane, the far corners may leave the host and
-        # take its edge values, far from the cord).
+        # The slice's faces must lie in the host along S-I (in-plane, far corners may leave the
+        # host and take its edge values, away from the cord).
         idx = _apply(to_host, probes)[:, 2]
-        inside[k] = bool(np.all((idx >= -0.5) & (idx <= shape_h[2] - 0.5)))
+        inside[k] = bool(np.all((idx >= -0.5 - 1e-6) & (idx <= shape_h[2] - 0.5 + 1e-6)))
     if not inside.any():
         raise SegmentationError(
             "no slice of the target grid maps inside the host scan",
