@@ -40,8 +40,11 @@ MAD_TO_SIGMA = 1.4826
 _TAIL_QUANTILE = 0.975
 _TAIL_Z = 1.959963984540054
 
-#: Otsu effectiveness above which a CSF ring is taken to hold two classes (CSF and tissue).
+#: Otsu effectiveness above which a set of intensities is taken to hold two classes.
 _TWO_CLASS_ETA = 0.8
+
+#: Directions around the cord in which the CSF ring's level is read.
+_N_SECTORS = 12
 
 #: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
 _FINE_AXIS_RATIO = 1.5
@@ -340,9 +343,10 @@ def csf_stats(
     fat, nerve roots and bone, all darker than CSF on T2w: on the 1 mm T2w of the Spinal Cord
     Toolbox test data the ring's median was 2.2 times the cord level with a robust spread of
     1.6 times it, which put every CSF-like threshold below graft tissue. The statistics are
-    therefore those of the brighter of two classes of the ring's values (Otsu's threshold), the
-    CSF, whenever the ring's values form two classes (see :func:`_brighter_class`; the region name
-    then ends in ``"_bright_class"``); otherwise of the whole ring.
+    therefore those of the CSF's own level in each direction: per slice and 30° sector around
+    the cord, the 80th percentile of the ring's voxels there, which is CSF wherever CSF lies in
+    that direction; the statistics are the median and robust spread of these sector levels (of
+    the whole ring's voxels when fewer than 8 sectors are available). On a clean ring this lifts the level by about 0.8 noise SDs.
 
     Parameters
     ----------
@@ -410,38 +414,36 @@ def csf_stats(
             "no CSF ring around the cord lies inside the image",
             hint="the field of view must include some CSF around the cord for t2 mode",
         )
-    values = image[mask].astype(np.float64)
-    bright = _brighter_class(values)
-    if bright is None:
-        bright = values
+    peaks = _sector_peaks(image, mask, cord)
+    if peaks.size >= 8:
+        values = peaks
     else:
-        region += "_bright_class"
-    median, sigma = robust_stats(bright)
+        values = image[mask].astype(np.float64)
+    median, sigma = robust_stats(values)
     if sigma == 0.0:
         flags.append("csf_reference_no_variance")
-    return ReferenceStats(median, sigma, int(bright.size), region, tuple(flags))
+    return ReferenceStats(median, sigma, int(mask.sum()), region, tuple(flags))
 
 
-def _brighter_class(values: np.ndarray) -> np.ndarray | None:
-    """Values above Otsu's threshold when the ring is two classes; else None.
+def _sector_peaks(image: np.ndarray, ring: np.ndarray, cord: np.ndarray) -> np.ndarray:
+    """The CSF level seen across the ring in each of 12 directions of each slice.
 
-    Two classes: Otsu's effectiveness ``η = σ²_between / σ²_total`` is at least 0.8 (a
-    Gaussian gives 0.64, a uniform spread 0.75, CSF against tissue on T2w above 0.9) and the
-    bright class holds at least a tenth of the values and 20 of them.
+    Per slice and 30° sector around the cord's centre, the 80th percentile of the ring voxels
+    (at least 3 of them): where the CSF is thinner than the ring, its voxels are the bright end
+    of the sector and the rest is dura, roots or bone. Returns one value per sector.
     """
-    from skimage.filters import threshold_otsu
-
-    if values.size < 40 or float(values.min()) == float(values.max()):
-        return None
-    upper = values > threshold_otsu(values)
-    bright, dark = values[upper], values[~upper]
-    if bright.size < max(20, 0.1 * values.size) or dark.size == 0:
-        return None
-    w = bright.size / values.size
-    between = w * (1 - w) * (float(bright.mean()) - float(dark.mean())) ** 2
-    if between < _TWO_CLASS_ETA * float(values.var()):
-        return None
-    return bright
+    out: list[float] = []
+    for z in np.flatnonzero(ring.any(axis=(0, 1)) & cord.any(axis=(0, 1))):
+        cx, cy = np.argwhere(cord[..., z]).mean(axis=0)
+        idx = np.argwhere(ring[..., z])
+        angle = np.arctan2(idx[:, 1] - cy, idx[:, 0] - cx)
+        sector = np.floor((angle + np.pi) / (2 * np.pi) * _N_SECTORS).astype(int) % _N_SECTORS
+        values = image[idx[:, 0], idx[:, 1], z].astype(np.float64)
+        for k in range(_N_SECTORS):
+            chosen = values[sector == k]
+            if chosen.size >= 3:
+                out.append(float(np.percentile(chosen, 80)))
+    return np.asarray(out)
 
 
 # --- helpers shared by the graft stage (injection.py, graft.py) -----------------------------
