@@ -611,6 +611,7 @@ def _segment_graft_box(
             ring_width_mm=params.csf_ring_width_mm,
             min_voxels=params.reference_min_voxels,
             spacing=spacing,
+            tissue_level=ref.median,
         )
         flags.update(csf_ref.flags)
         if ref.median >= _CORD_CSF_RATIO_MAX * csf_ref.median:
@@ -877,20 +878,24 @@ def _cyst_core_level(
     """Level of cyst cores: CSF-like by either rule, never below the cord–CSF midpoint.
 
     ``min(μ_CSF − cyst_csf_k_sigma·σ_n, L + cyst_core_fraction·(μ_CSF − L))`` with ``L`` the
-    graft tissue level (median of kept voxels below the cord–CSF midpoint; the threshold when
-    there are none) and ``σ_n`` the image's noise SD — the ring's own spread only when no noise
-    estimate is given, because a real ring mixes CSF with partial volume, roots and dura (its
-    spread was 0.57 of the cord level on the 1 mm T2w test scan against a noise SD of 0.05,
-    which put the CSF-like level on graft tissue at 0.7 of CSF). NaN (no split) when CSF is not
+    graft tissue level (median of the kept voxels below ``μ_CSF − cyst_csf_k_sigma·σ_n``; the
+    threshold when there are none) and ``σ_n`` the image's noise SD — the ring's own spread only
+    when no noise estimate is given, because a real ring mixes CSF with partial volume, roots
+    and dura (its spread was 0.57 of the cord level on the 1 mm T2w test scan against a noise
+    SD of 0.05, which put the CSF-like level on graft tissue at 0.7 of CSF). NaN (no split) when CSF is not
     brighter than the graft threshold.
     """
     if csf.median <= threshold:
         return float("nan"), {"csf_contrast_low"}
     midpoint = 0.5 * (ref.median + csf.median)
-    below = kept & (data < midpoint)
-    tissue_level = float(np.median(data[below])) if below.any() else threshold
     spread = float(noise_sigma) if noise_sigma else csf.sigma
     by_noise = csf.median - params.cyst_csf_k_sigma * spread
+    # The graft tissue level: the kept voxels that are not CSF-like by the noise rule. (It used
+    # to be those below the cord–CSF midpoint, which for tissue above the midpoint — graft at
+    # 0.65 of the way to CSF, 0.77 of CSF — is its partial-volume rim, and put the cyst level
+    # on the tissue.)
+    tissue = kept & (data < by_noise)
+    tissue_level = float(np.median(data[tissue])) if tissue.any() else threshold
     by_contrast = tissue_level + params.cyst_core_fraction * (csf.median - tissue_level)
     core_level = min(by_noise, by_contrast)
     if core_level < midpoint:

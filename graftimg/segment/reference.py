@@ -43,8 +43,6 @@ _TAIL_Z = 1.959963984540054
 #: Otsu effectiveness above which a set of intensities is taken to hold two classes.
 _TWO_CLASS_ETA = 0.8
 
-#: Directions around the cord in which the CSF ring's level is read.
-_N_SECTORS = 12
 
 #: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
 _FINE_AXIS_RATIO = 1.5
@@ -327,6 +325,7 @@ def csf_stats(
     ring_width_mm: float,
     min_voxels: int = 200,
     spacing: Sequence[float],
+    tissue_level: float | None = None,
 ) -> ReferenceStats:
     """Robust statistics of CSF in a ring just outside the cord, beside the injection window.
 
@@ -343,10 +342,10 @@ def csf_stats(
     fat, nerve roots and bone, all darker than CSF on T2w: on the 1 mm T2w of the Spinal Cord
     Toolbox test data the ring's median was 2.2 times the cord level with a robust spread of
     1.6 times it, which put every CSF-like threshold below graft tissue. The statistics are
-    therefore those of the CSF's own level in each direction: per slice and 30° sector around
-    the cord, the 80th percentile of the ring's voxels there, which is CSF wherever CSF lies in
-    that direction; the statistics are the median and robust spread of these sector levels (of
-    the whole ring's voxels when fewer than 8 sectors are available). On a clean ring this lifts the level by about 0.8 noise SDs.
+    therefore those of the ring's bright mode, the CSF: the ring voxels at or above halfway
+    from ``tissue_level`` (the normal cord, given by the graft stage) to the ring's 95th
+    percentile (a percentile, so that single bright voxels do not set the cut); the whole ring
+    when ``tissue_level`` is not given or fewer than 20 voxels pass.
 
     Parameters
     ----------
@@ -368,6 +367,8 @@ def csf_stats(
         Minimum voxel count (default 200).
     spacing : sequence of 3 float
         Voxel size in mm.
+    tissue_level : float, optional
+        Normal cord level; with it, the statistics are those of the ring's bright mode.
 
     Returns
     -------
@@ -414,36 +415,20 @@ def csf_stats(
             "no CSF ring around the cord lies inside the image",
             hint="the field of view must include some CSF around the cord for t2 mode",
         )
-    peaks = _sector_peaks(image, mask, cord)
-    if peaks.size >= 8:
-        values = peaks
-    else:
-        values = image[mask].astype(np.float64)
+    values = image[mask].astype(np.float64)
+    if tissue_level is not None and np.isfinite(tissue_level):
+        values = _bright_mode(values, float(tissue_level))
     median, sigma = robust_stats(values)
     if sigma == 0.0:
         flags.append("csf_reference_no_variance")
     return ReferenceStats(median, sigma, int(mask.sum()), region, tuple(flags))
 
 
-def _sector_peaks(image: np.ndarray, ring: np.ndarray, cord: np.ndarray) -> np.ndarray:
-    """The CSF level seen across the ring in each of 12 directions of each slice.
-
-    Per slice and 30° sector around the cord's centre, the 80th percentile of the ring voxels
-    (at least 3 of them): where the CSF is thinner than the ring, its voxels are the bright end
-    of the sector and the rest is dura, roots or bone. Returns one value per sector.
-    """
-    out: list[float] = []
-    for z in np.flatnonzero(ring.any(axis=(0, 1)) & cord.any(axis=(0, 1))):
-        cx, cy = np.argwhere(cord[..., z]).mean(axis=0)
-        idx = np.argwhere(ring[..., z])
-        angle = np.arctan2(idx[:, 1] - cy, idx[:, 0] - cx)
-        sector = np.floor((angle + np.pi) / (2 * np.pi) * _N_SECTORS).astype(int) % _N_SECTORS
-        values = image[idx[:, 0], idx[:, 1], z].astype(np.float64)
-        for k in range(_N_SECTORS):
-            chosen = values[sector == k]
-            if chosen.size >= 3:
-                out.append(float(np.percentile(chosen, 80)))
-    return np.asarray(out)
+def _bright_mode(values: np.ndarray, tissue_level: float) -> np.ndarray:
+    """Ring values at or above halfway from ``tissue_level`` to the ring's 95th percentile."""
+    cut = 0.5 * (tissue_level + float(np.percentile(values, 95.0)))
+    bright = values[values >= cut]
+    return bright if bright.size >= 20 else values
 
 
 # --- helpers shared by the graft stage (injection.py, graft.py) -----------------------------
