@@ -882,8 +882,8 @@ def _cyst_core_level(
     threshold when there are none) and ``σ_n`` the image's noise SD — the ring's own spread only
     when no noise estimate is given, because a real ring mixes CSF with partial volume, roots
     and dura (its spread was 0.57 of the cord level on the 1 mm T2w test scan against a noise
-    SD of 0.05, which put the CSF-like level on graft tissue at 0.7 of CSF). NaN (no split) when CSF is not
-    brighter than the graft threshold.
+    SD of 0.05, which put the CSF-like level on graft tissue at 0.7 of CSF). NaN (no split)
+    when CSF is not brighter than the graft threshold.
     """
     if csf.median <= threshold:
         return float("nan"), {"csf_contrast_low"}
