@@ -62,11 +62,13 @@ from graftimg.segment.contrast import (
     check_contrast,
     contrast_from_name,
 )
+from graftimg.segment.cord_bends import BendFill, fill_bends
 from graftimg.segment.cord_locate import locate_cord
 from graftimg.segment.cord_priors import CordPrior, cord_prior
 from graftimg.segment.cord_slices import SliceContours, fit_ellipses, rasterize, trace_slices
 
 __all__ = [
+    "BENDS",
     "BOUNDARY_LEVEL",
     "CONTRASTS",
     "UNCERTAIN",
@@ -84,6 +86,15 @@ UNCERTAIN = "cord_uncertain"
 #: scans of tests/data Dice moved by ≤ 0.004 against 72-ray refinements; the cord stage took
 #: 0.18 → 0.12 s on the 1 mm T2w.
 REFINE_RAYS = 24
+
+#: Raised when the contour bent around abnormal tissue inside the cord (a graft, a lesion) and
+#: the dent was filled (:func:`~graftimg.segment.cord_bends.fill_bends`): the cord holds the
+#: tissue, but its edge there comes from the slices above and below, not from the image.
+BENDS = "cord_bends_around_abnormality"
+#: A fill counts when it adds at least this fraction of a slice's cord area ...
+BEND_FRACTION = 0.05
+#: ... and then multiplies the confidence by this.
+BEND_CONFIDENCE = 0.75
 
 #: Where the contour crosses the cord→CSF transition, from the cord's level (0) to the CSF's
 #: (1). The manual masks of the Spinal Cord Toolbox test data put the cord's edge at the inner
@@ -310,6 +321,7 @@ def _quality(
     prior: CordPrior,
     n_components: int,
     seed_inside: bool | None,
+    bends: BendFill | None = None,
 ) -> tuple[float, tuple[str, ...], dict[str, Any]]:
     """Flags, confidence and per-slice numbers of a segmentation."""
     reasons: list[str] = []
@@ -365,9 +377,14 @@ def _quality(
     confidence = q_boundary * q_csa * q_continuity
     if n_components > 1:
         confidence *= 0.8
+    bent = bends is not None and float(bends.filled_fraction.max(initial=0.0)) >= BEND_FRACTION
+    if bent:
+        confidence *= BEND_CONFIDENCE
     if confidence < 0.5 and not reasons:
         reasons.append("low_confidence")
     flags = (UNCERTAIN, *reasons) if reasons else ()
+    if bent:
+        flags = (*flags, BENDS)
 
     def rounded(values: np.ndarray, digits: int = 3) -> list[float]:
         return [round(float(v), digits) for v in values]
@@ -396,6 +413,13 @@ def _quality(
             "slices_csa_jump": [int(z) for z in csa_jumps],
             "slices_centroid_jump": [int(z) for z in centre_jumps],
             "n_components": int(n_components),
+            "bends_filled": {
+                "slices": [] if bends is None else [int(k) for k in bends.slices],
+                "volume_mm3": 0.0 if bends is None else round(bends.filled_mm3, 3),
+                "largest_slice_fraction": 0.0
+                if bends is None
+                else round(float(bends.filled_fraction.max(initial=0.0)), 4),
+            },
             "per_slice": {
                 "boundary_reliability": rounded(slice_rel),
                 "boundary_contrast": rounded(slice_contrast),
@@ -541,6 +565,9 @@ def segment_cord(
                     chosen = int(labels[local])
             mask = np.zeros_like(mask)
             mask[box] = labels == chosen
+    # abnormal tissue inside the cord (a graft, a lesion) that the contour bent around
+    bends = fill_bends(data, mask, spacing=sp, polarity=polarity, prior=prior, n_angles=n_angles)
+    mask = bends.mask
     if seed is not None:
         seed_inside = bool(mask[seed_idx])
 
@@ -555,6 +582,7 @@ def segment_cord(
         prior=prior,
         n_components=n_components,
         seed_inside=seed_inside,
+        bends=bends,
     )
     details.update(
         {
