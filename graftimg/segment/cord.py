@@ -92,7 +92,7 @@ REFINE_RAYS = 24
 #: tissue, but its edge there comes from the slices above and below, not from the image.
 BENDS = "cord_bends_around_abnormality"
 #: A fill counts when it adds at least this fraction of a slice's cord area ...
-BEND_FRACTION = 0.05
+BEND_FRACTION = 0.2
 #: ... and then multiplies the confidence by this.
 BEND_CONFIDENCE = 0.75
 

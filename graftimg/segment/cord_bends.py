@@ -60,7 +60,7 @@ _DENT_VOXELS = 1.5
 #: ... and this fraction of the expected radius.
 _DENT_FRACTION = 0.15
 #: Shallower dents joined to such a dent (along the cord or around it) count too.
-_SHALLOW_VOXELS = 0.5
+_SHALLOW_VOXELS = 1.0
 #: Beyond the expected edge, CSF means at least this far from the cord's level to the CSF's.
 _CSF_LEVEL = 0.5
 
@@ -179,7 +179,9 @@ def fill_bends(
         dent = ndimage.maximum_filter1d(dent, sector, axis=1, mode="wrap").astype(bool)
         # hysteresis: shallower dents next to a clear one (the tapering ends of a lesion,
         # the flanks of its sector) belong to it
-        shallow = depth >= _SHALLOW_VOXELS * max(sx, sy)
+        shallow = (depth >= _SHALLOW_VOXELS * max(sx, sy)) & (
+            depth >= 0.5 * _DENT_FRACTION * expected
+        )
         labels, _ = ndimage.label(shallow)
         kept = np.unique(labels[dent & shallow])
         dent = np.isin(labels, kept) & shallow
