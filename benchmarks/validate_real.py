@@ -49,6 +49,7 @@ import math
 import os
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -873,10 +874,8 @@ def qc_figure(case: Case, row: dict[str, Any], arrays: dict[str, Any], path: Pat
     relative = "" if err is None else f" ({err:+.0f} %)"
     snr = row["synth"].get("snr_reached", float("nan"))
     flags = ", ".join(row.get("flags", [])) or "–"
-    title = (
-        f"{case.id}\ntruth {row.get('truth_mm3', 0):.1f} mm³, measured {shown} mm³{relative}; "
-        f"SNR {snr:.1f}; flags: {flags}"
-    )
+    title = f"{case.id}\ntruth {row.get('truth_mm3', 0):.1f} mm³, measured {shown} mm³{relative}; "
+    title += "\n".join(textwrap.wrap(f"SNR {snr:.1f}; flags: {flags}", 140))
     if "error" in row:
         title += f"\nERROR {row['error'][:120]}"
     fig.suptitle(title, fontsize=8)

@@ -1066,7 +1066,6 @@ def synthesize(host: HostScan, spec: InsertSpec) -> SyntheticImage:
             info.update(t2_info)
         else:
             truth = {}
-        half_z = float(np.sqrt(np.sum((site.rotation[2, :] * semi) ** 2)))
     else:  # iron
         core_share = rng.uniform(0.25, 0.5)
         r_max = 0.85 * float(site.half_widths_mm.min())
@@ -1095,7 +1094,6 @@ def synthesize(host: HostScan, spec: InsertSpec) -> SyntheticImage:
             void_analytic_mm3=void_volume_mm3(k_mm3, core),
             inserted_volume_mm3=void_volume_mm3(k_mm3, core),
         )
-        half_z = reach_z
 
     # Crop along S-I around the insert, with a random offset.
     c_index = np.linalg.solve(rs.affine[:3, :3], centre - rs.affine[:3, 3])
@@ -1105,8 +1103,8 @@ def synthesize(host: HostScan, spec: InsertSpec) -> SyntheticImage:
         zs = np.flatnonzero(any_truth.any(axis=(0, 1)))
         z0, z1 = int(zs.min()) - 1, int(zs.max()) + 1
     else:
-        z0 = math.floor(c_index[2] - half_z / sz) - 1
-        z1 = math.ceil(c_index[2] + half_z / sz) + 1
+        # nothing inserted: the crop only has to hold the site's slice
+        z0 = z1 = round(float(c_index[2]))
     first = max(k_lo, z1 - n_fov + 1)
     last = min(z0, k_hi - n_fov + 1)
     if last < first:
