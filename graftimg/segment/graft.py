@@ -642,6 +642,25 @@ def _segment_graft_box(
             spacing=spacing,
         )
         rim = np.zeros_like(search)
+        # Voids are detected inside the cord, one voxel in from its edge; the edge layer and the
+        # ring beyond it (blooming reaches past the cord) join only where they touch a void.
+        # Dark tissue hugging the cord where no CSF separates it (dura, the posterior
+        # structures on axial T2*w) otherwise passes for a void two voxels thick.
+        detect_in = search & _inplane_erode(
+            injection_window(
+                cord,
+                s,
+                half_length_mm=params.window_half_length_mm,
+                dilate_inplane_voxels=0,
+                spacing=spacing,
+            ),
+            1,
+            spacing,
+        )
+        if not detect_in.any():  # a cord too thin to erode: detect everywhere
+            detect_in = search
+        detect_rim = search & ~detect_in
+        rim_steps = 1 + params.search_dilate_voxels
     else:
         cord_window = injection_window(
             cord,
@@ -652,6 +671,8 @@ def _segment_graft_box(
         )
         search = _inplane_erode(cord_window, params.t2_exclude_rim_voxels, spacing)
         rim = cord_window & ~search
+        detect_in, detect_rim = search, rim
+        rim_steps = 1
     site_index = tuple(
         int(np.clip(np.rint(c), 0, n - 1)) for c, n in zip(site, image.shape, strict=True)
     )
@@ -664,7 +685,9 @@ def _segment_graft_box(
     kept: dict[str, np.ndarray] = {}
     components: tuple[GraftComponent, ...] = ()
     for name, threshold in thresholds.items():
-        mask, comps = _detect(abnormal(threshold), search, rim, site, spacing, params)
+        mask, comps = _detect(
+            abnormal(threshold), detect_in, detect_rim, site, spacing, params, rim_steps
+        )
         if "reference_unreliable" in ref.flags:  # nothing can be measured against it
             mask = np.zeros_like(mask)
         kept[name] = mask
@@ -699,7 +722,13 @@ def _segment_graft_box(
         # The lesion's extent for the background is its detection at a fixed μ − 2σ, so that
         # the edge of a void does not move with k (V(k − 1) ≥ V(k) ≥ V(k + 1) stays true).
         extent, _ = _detect(
-            abnormal(mu - _BACKGROUND_ZONE_K * sigma), search, rim, site, spacing, params
+            abnormal(mu - _BACKGROUND_ZONE_K * sigma),
+            detect_in,
+            detect_rim,
+            site,
+            spacing,
+            params,
+            rim_steps,
         )
         zone = extent if extent.any() else kept["main"]
         background = _local_background(data, cord, zone, mu, spacing)
@@ -722,7 +751,13 @@ def _segment_graft_box(
         # tissue found at μ + 2σ (one voxel in from its partial-volume shell; CSF-like voxels
         # left out), or its upper quartile when it has no interior.
         zone, _ = _detect(
-            abnormal(mu + _BACKGROUND_ZONE_K * sigma), search, rim, site, spacing, params
+            abnormal(mu + _BACKGROUND_ZONE_K * sigma),
+            detect_in,
+            detect_rim,
+            site,
+            spacing,
+            params,
+            rim_steps,
         )
         tissue = zone & ~(data >= core_level) if np.isfinite(core_level) else zone
         if tissue.any():
@@ -853,6 +888,7 @@ def _detect(
     site: tuple[float, float, float],
     spacing: tuple[float, float, float],
     params: GraftParams,
+    rim_steps: int = 1,
 ) -> tuple[np.ndarray, tuple[GraftComponent, ...]]:
     """:func:`detect_components` with the size and distance rules of ``params``."""
     return detect_components(
@@ -863,6 +899,7 @@ def _detect(
         spacing,
         min_volume_mm3=params.min_component_volume_mm3,
         max_site_distance_mm=params.site_distance_mm,
+        rim_steps=rim_steps,
     )
 
 

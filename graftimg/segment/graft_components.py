@@ -119,6 +119,7 @@ def detect_components(
     *,
     min_volume_mm3: float,
     max_site_distance_mm: float,
+    rim_steps: int = 1,
 ) -> tuple[np.ndarray, tuple[GraftComponent, ...]]:
     """Clean up thresholded voxels and keep the components near the site.
 
@@ -129,8 +130,9 @@ def detect_components(
     search : (X, Y, Z) ndarray of bool
         Where graft may lie.
     rim : (X, Y, Z) ndarray of bool
-        ``t2``: the cord's outer layer, added back where it touches a kept component and is
-        itself a candidate (all False in ``iron`` mode).
+        Voxels where nothing is detected on its own but a kept component may continue: joined
+        where they are candidates within ``rim_steps`` in-plane steps of a kept component
+        (``t2``: the cord's outer layer; ``iron``: the cord's outer layer and the ring beyond).
     site : tuple of 3 float
         Injection site, voxel coordinates.
     spacing : tuple of 3 float
@@ -139,6 +141,8 @@ def detect_components(
         Smallest kept component, in mm³.
     max_site_distance_mm : float
         Largest distance from the site to a kept component's nearest voxel, in mm.
+    rim_steps : int, optional
+        How far into ``rim`` a kept component may continue, in in-plane steps (default 1).
 
     Returns
     -------
@@ -204,5 +208,10 @@ def detect_components(
             )
     kept = keep[labels]
     if rim.any() and kept.any():
-        kept |= _inplane_dilate(kept, 1, spacing) & rim & candidates
+        allowed = rim & candidates
+        for _ in range(rim_steps):
+            grown = kept | (_inplane_dilate(kept, 1, spacing) & allowed)
+            if np.array_equal(grown, kept):
+                break
+            kept = grown
     return kept, tuple(comps)
