@@ -1,4 +1,4 @@
-"""The cord of one session, by one of three routes (DESIGN.md), in this order of preference.
+"""The cord of one session, by one of three routes, in this order of preference.
 
 (a) a mask the user gives (e.g. Spinal Cord Toolbox output), carried into the image's grid
     through scanner coordinates when its grid differs;
@@ -36,7 +36,8 @@ class CordResult:
     confidence : float
         1 for a user mask; the automatic segmentation's confidence otherwise.
     flags : tuple of str
-        ``cord_uncertain`` and its reasons, ``cord_mask_resampled``, ``registration_poor``...
+        ``cord_uncertain`` and its reasons, ``cord_bends_around_abnormality``,
+        ``cord_mask_resampled``, ``registration_poor``...
     csa_mm2 : (Z,) ndarray
         Cross-sectional area per axial slice of the canonical grid, mm².
     details : dict

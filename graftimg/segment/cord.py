@@ -14,11 +14,16 @@ same code serves a 1 mm human T2w and a 0.1 mm rat T2*w:
    dynamic programming over angles; a robust ellipse fit re-centres the rays, and the ellipses
    pooled over ±``shape_window_mm`` along S-I become a soft shape prior for the final pass.
    The cord therefore includes its bright grey-matter butterfly on T2*w, and where the CSF rim
-   is missing (the cord lying on the dura) the contour follows the ellipse.
+   is missing (the cord lying on the dura) the contour follows the ellipse. The final contour
+   sits where each ray's intensity has gone :data:`BOUNDARY_LEVEL` (a quarter) of the way
+   from the cord's level to the CSF's, the convention of manual cord masks.
 3. **Clean-up and quality**: slices at either end without a credible boundary are dropped, the
-   largest 3D component is kept, and the result is checked: implausible CSA for the scale, CSA
-   or centre jumps between slices, weak cord/CSF boundary, disconnected pieces. Any of these
-   sets ``cord_uncertain``; ``confidence`` summarises them in 0–1.
+   largest 3D component is kept, dents where the contour bent around abnormal tissue inside the
+   cord (a graft, a lesion) are filled from the slices above and below
+   (:func:`~graftimg.segment.cord_bends.fill_bends`, flag :data:`BENDS`), and the result is
+   checked: implausible CSA for the scale, CSA or centre jumps between slices, weak cord/CSF
+   boundary, disconnected pieces. Any of these sets ``cord_uncertain``; ``confidence``
+   summarises them in 0–1.
 
 The polarity comes from the contrast (``t1``: cord brighter than CSF; ``t2``, ``t2s``, ``mt``:
 darker), never from the intensities. CSA is the in-plane area per axial slice (not corrected
@@ -124,7 +129,11 @@ class CordSegmentation:
     flags : tuple of str
         Empty for a clean result; otherwise ``"cord_uncertain"`` followed by the reasons among
         ``"csa_implausible"``, ``"csa_jump"``, ``"centroid_jump"``, ``"weak_boundary"``,
-        ``"disconnected_pieces"``, ``"seed_outside_mask"``, ``"no_cord_found"``.
+        ``"disconnected_pieces"``, ``"seed_outside_mask"``, ``"no_cord_found"``,
+        ``"low_confidence"``; and, last, ``"cord_bends_around_abnormality"`` (:data:`BENDS`)
+        when the contour bent around abnormal tissue inside the cord and the dent was filled
+        from the slices above and below (a warning: the cord holds the tissue, but its edge
+        there is not read from the image; ``details["bends_filled"]`` says where).
     csa_mm2 : (Z,) ndarray of float
         Cross-sectional area of the mask in each axial slice, in mm² (0 where no cord).
     contrast : str

@@ -1,9 +1,9 @@
 """Size priors of the spinal cord, in millimetres, for human and rodent scans.
 
 Every size the cord segmentation uses comes from here, in mm, and is turned into voxels only
-where it is used, so that the same code runs on a 1 mm human T2w and a 0.1 mm rat T2*w. Values
-follow ``METHODS.md`` §4.1 (human cervical cord about 8–9 × 11–14 mm, CSA 75–120 mm²; rat cord
-about 2–2.5 × 3–4 mm).
+where it is used, so that the same code runs on a 1 mm human T2w and a 0.1 mm rat T2*w. Human
+cervical cord about 8–9 × 11–14 mm, CSA 75–120 mm² (Sherman et al., AJNR 1990;11:369; Kato et
+al., Eur Spine J 2012); rat cord about 2–2.5 × 3–4 mm.
 
 Examples
 --------
