@@ -42,6 +42,7 @@ from scipy import ndimage
 
 from graftimg.segment.graft_components import detect_components
 from graftimg.segment.reference import (
+    REFERENCE_MIN_SLICES,
     ReferenceStats,
     _inplane_dilate,
     reference_stats,
@@ -60,9 +61,6 @@ _SETTLED_FRACTION = 0.02
 
 #: Abnormal tissue filling more than this fraction of the cord leaves no trustworthy reference.
 _MOSTLY_ABNORMAL = 0.75
-
-#: Fewest slices a trustworthy reference spans.
-_MIN_SLICES = 3
 
 
 def reference_sigma(ref: ReferenceStats, mode: str) -> float:
@@ -223,7 +221,7 @@ def graft_free_reference(
             f"only {ref.n_voxels} normal cord voxels remain outside the abnormal tissue "
             f"(at least {min_voxels} are needed)"
         )
-    elif ref.n_slices and ref.n_slices < _MIN_SLICES:
+    elif ref.n_slices and ref.n_slices < REFERENCE_MIN_SLICES:
         reasons.append(f"the normal cord left spans only {ref.n_slices} slices")
     if (found & cord).sum() > _MOSTLY_ABNORMAL * cord.sum():
         reasons.append("abnormal tissue fills most of the cord in the field of view")

@@ -26,12 +26,17 @@ from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationErro
 
 __all__ = [
     "MAD_TO_SIGMA",
+    "REFERENCE_MIN_SLICES",
     "ReferenceStats",
     "csf_stats",
     "reference_stats",
     "robust_stats",
     "tail_sigmas",
 ]
+
+#: Fewest axial slices a normal-cord reference spans (one thick slice is one level of a bias
+#: field and one anatomical level).
+REFERENCE_MIN_SLICES = 3
 
 #: Factor that turns a median absolute deviation into a Gaussian-consistent standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -202,8 +207,10 @@ def reference_stats(
     """Robust statistics of normal-appearing cord beside the injection window.
 
     The first-choice region is the cord, eroded in-plane by ``erode_voxels``, in the two bands
-    ``s ∈ [−W−band, −W] ∪ [W, W+band]``. When it holds fewer than ``min_voxels`` voxels the
-    region is widened, in this order, and the first one that is large enough is used:
+    ``s ∈ [−W−band, −W] ∪ [W, W+band]``. When it holds fewer than ``min_voxels`` voxels, or
+    they lie in fewer than three slices (one thick slice is one anatomical level and one level
+    of any residual bias), the region is widened, in this order, and the first one that is
+    large enough is used:
 
     1. ``"bands"`` — eroded cord in both bands;
     2. ``"outside_window"`` — eroded cord at every ``|s| ≥ W`` (the bands grown outwards);
@@ -287,7 +294,9 @@ def reference_stats(
         ("whole_cord", eroded & has_s[None, None, :]),
         ("whole_cord_uneroded", cord),
     ]
-    region, mask, flags = _first_large_enough(candidates, min_voxels, "reference_too_small")
+    region, mask, flags = _first_large_enough(
+        candidates, min_voxels, "reference_too_small", min_slices=REFERENCE_MIN_SLICES
+    )
     if region == "bands":
         with np.errstate(invalid="ignore"):
             lower = (s <= -window_mm) & in_bands
@@ -435,12 +444,12 @@ def _bright_mode(values: np.ndarray, tissue_level: float) -> np.ndarray:
 
 
 def _first_large_enough(
-    candidates: list[tuple[str, np.ndarray]], min_voxels: int, flag: str
+    candidates: list[tuple[str, np.ndarray]], min_voxels: int, flag: str, min_slices: int = 1
 ) -> tuple[str, np.ndarray, list[str]]:
-    """First candidate region with ``min_voxels`` voxels, else the largest non-empty one."""
+    """First region with ``min_voxels`` voxels over ``min_slices`` slices, else the largest."""
     counts = [int(m.sum()) for _, m in candidates]
     for i, ((name, mask), n) in enumerate(zip(candidates, counts, strict=True)):
-        if n >= min_voxels:
+        if n >= min_voxels and int(mask.any(axis=(0, 1)).sum()) >= min_slices:
             return name, mask, [flag] if i > 0 else []
     best = int(np.argmax(counts))
     name, mask = candidates[best]
