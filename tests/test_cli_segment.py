@@ -221,7 +221,11 @@ def test_unreliable_reference_gives_null_volumes_and_says_why(
 
     monkeypatch.setattr(graft_module, "segment_graft", unreliable)
     assert _segment_t2(sct_data, tmp_path / "t2", "--qc") == 0  # the run succeeded
-    reason = NULL_VOLUME_REASONS["reference_unreliable"]
+    # The graft stage's own finding, then the generic cause and fix.
+    reason = (
+        "only 12 normal cord voxels remain outside the abnormal tissue — "
+        + NULL_VOLUME_REASONS["reference_unreliable"]
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"graft volume: not measured ({reason})"
     assert out[1] == "cyst volume: not measured"

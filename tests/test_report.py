@@ -27,8 +27,8 @@ def test_qc_title_of_an_unmeasured_graft_says_not_measured():
     summary = {
         "mode": "t2",
         "graft_volume_pv_mm3": None,
-        "graft_volume_null_reason": "no normal-appearing cord outside the graft to compare "
-        "with: the field of view covers too little cord; give a longer field of view or a "
+        "graft_volume_null_reason": "no trustworthy normal-appearing cord to compare the graft "
+        "with: give a field of view that covers normal cord beyond the graft, or check the "
         "cord mask",
     }
     image = np.ones((8, 8, 8))

@@ -61,8 +61,8 @@ _DERIVED_VOLUME_KEYS = (
 #: Why a graft volume is ``null``, per cause: what went wrong, then what to do.
 NULL_VOLUME_REASONS = {
     "reference_unreliable": (
-        "no normal-appearing cord outside the graft to compare with: the field of view covers "
-        "too little cord; give a longer field of view or a cord mask"
+        "no trustworthy normal-appearing cord to compare the graft with: give a field of view "
+        "that covers normal cord beyond the graft, or check the cord mask"
     ),
     "site_outside_cord": (
         "the injection site lies outside the cord, so the graft was not looked for where it "
@@ -165,7 +165,7 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
     >>> null_volume_reason(["site_outside_cord"], n_graft_voxels=12) is None
     True
     >>> null_volume_reason(["reference_unreliable"], n_graft_voxels=12).split(":")[0]
-    'no normal-appearing cord outside the graft to compare with'
+    'no trustworthy normal-appearing cord to compare the graft with'
     """
     flags = set(flags)
     if "reference_unreliable" in flags:
@@ -444,13 +444,19 @@ def segment_volume(
             volume, measurements.get("components", [])
         )
         measurements["reference_n_voxels"] = int(seg.reference.n_voxels)
+        # Which route the normal-cord reference took and what it left out (issue 8).
+        measurements["reference_region"] = seg.reference.region
+        measurements["reference_excluded_voxels"] = int(seg.reference.excluded_voxels)
         reason = null_volume_reason(seg_flags, n_graft_voxels=int(graft.sum()))
         if reason is not None:
             # Nothing trustworthy to write: empty masks, null volumes, the reason said.
             graft = np.zeros(volume.shape, bool)
             cyst = np.zeros(volume.shape, bool)
-            measurements = _unmeasured(measurements, reason)
             details = getattr(seg.reference, "unreliable_reasons", ())
+            if "reference_unreliable" in seg_flags and details:
+                # The graft stage's own finding first, then the generic cause and fix.
+                reason = f"{'; '.join(details)} — {reason}"
+            measurements = _unmeasured(measurements, reason)
             if "reference_unreliable" in seg_flags and details:
                 measurements["reference_unreliable_reasons"] = list(details)
         timings["measure_s"] = time.perf_counter() - t0
