@@ -379,7 +379,8 @@ def run_case(case: Case, arrays: dict[str, Any] | None = None) -> dict[str, Any]
             # missed): its partial-volume volume against the inserted graft volume; and, apart,
             # the share of the inserted graft inside the binary graft mask.
             row["graft_share_pct"] = (
-                100.0 * (g_pv or 0.0) / truth_graft if truth_graft > 0 and g_pv is not None
+                100.0 * (g_pv or 0.0) / truth_graft
+                if truth_graft > 0 and g_pv is not None
                 else None
             )
             row["graft_overlap_pct"] = (

@@ -723,7 +723,7 @@ def test_noisy_csf_ring_does_not_turn_graft_into_cyst():
 def test_graft_two_voxels_wide_survives_clean_up():
     # Issue 8, cause 3: the one-voxel-cross opening erased grafts two voxels across.
     rng = np.random.default_rng(1)
-    x, y, z = np.meshgrid(np.arange(30), np.arange(30), np.arange(60), indexing="ij")
+    x, y, _ = np.meshgrid(np.arange(30), np.arange(30), np.arange(60), indexing="ij")
     cord = (x - 15) ** 2 / 36 + (y - 15) ** 2 / 25 <= 1
     image = np.where(cord, 100.0, 300.0) + rng.normal(0, 4, cord.shape)
     image[14:16, 14:16, 22:38] = 200.0  # 2 × 2 × 16 voxels = 64 mm³
@@ -741,7 +741,7 @@ def test_graft_two_voxels_wide_survives_clean_up():
 
 def test_graft_filling_the_cord_gives_no_reference_not_zero():
     # Issue 8, deliverable 2: no trustworthy reference → flagged and empty, never a plain 0.
-    image, cord, s_mm, site, frac, sigma = _slab(graft_radius=6.5, graft_half_length=30.0)
+    image, cord, s_mm, site, _, sigma = _slab(graft_radius=6.5, graft_half_length=30.0)
     seg = segment_graft(image, cord, s_mm, site, spacing=(1, 1, 1), mode="t2", noise_sigma=sigma)
     assert "reference_unreliable" in seg.flags
     assert seg.reference.unreliable_reasons

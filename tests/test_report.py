@@ -34,7 +34,9 @@ def test_qc_title_of_an_unmeasured_graft_says_not_measured():
     image = np.ones((8, 8, 8))
     fig = qc_figure(image, spacing=(1.0, 1.0, 1.0), title=qc_title("sub-01_T2w.nii.gz", summary))
     shown = " ".join(fig._suptitle.get_text().split())
-    assert shown.startswith("sub-01_T2w.nii.gz · t2 · graft volume: not measured (no trustworthy normal-")
+    assert shown.startswith(
+        "sub-01_T2w.nii.gz · t2 · graft volume: not measured (no trustworthy normal-"
+    )
     assert graft_volume_text(summary) in shown
     assert "mm³" not in shown
     measured = {
