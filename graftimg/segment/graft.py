@@ -608,6 +608,7 @@ def _segment_graft_box(
         erode_voxels=params.reference_erode_voxels,
         min_voxels=params.reference_min_voxels,
         min_component_volume_mm3=params.min_component_volume_mm3,
+        site_distance_mm=params.site_distance_mm,
     )
     csf_ref: ReferenceStats | None = None
     if mode == "t2":

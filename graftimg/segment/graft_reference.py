@@ -9,8 +9,9 @@ in the 1 mm T2w of the Spinal Cord Toolbox test data, ``σ`` came out 0.44 of th
 instead of 0.19 — and the threshold ``μ + kσ`` lands above the graft, which is then reported as
 zero.
 
-:func:`graft_free_reference` therefore removes abnormal tissue from the reference by iterative
-exclusion, whatever region the reference comes from:
+:func:`graft_free_reference` therefore removes candidate graft tissue from the reference by
+iterative exclusion whenever the reference has to include the window (a region wholly beyond it
+is graft-free by design and is used as it is):
 
 1. start from the reference region of :func:`graftimg.segment.reference.reference_stats`, with
    the median and ``1.4826·MAD`` only (both tolerate up to half the voxels being abnormal; the
@@ -18,9 +19,10 @@ exclusion, whatever region the reference comes from:
    cord's values form two classes (Otsu's effectiveness ≥ 0.8), from the class on the normal
    side (the darker in ``t2``, the brighter in ``iron``), which holds even when the graft fills
    more than half of the cord in the field of view;
-2. find abnormal tissue anywhere in the cord at ``μ ± kσ`` with the graft stage's own clean-up
-   and size rule (:func:`graftimg.segment.graft_components.detect_components`), and exclude it
-   with a margin (partial-volume voxels at its edge are neither graft nor normal);
+2. find abnormal tissue in the window at ``μ ± kσ`` with the graft stage's own clean-up, size
+   and distance-to-site rules (:func:`graftimg.segment.graft_components.detect_components`):
+   what could be counted as graft; exclude it with a margin (partial-volume voxels at its edge
+   are neither graft nor normal);
 3. recompute ``μ`` and ``σ`` (now with the tail spreads) on what remains; repeat until the
    excluded set has settled (fewer than 5 voxels or 2 % of it change; at most
    ``max_iterations`` rounds).
@@ -95,6 +97,7 @@ def graft_free_reference(
     erode_voxels: int,
     min_voxels: int,
     min_component_volume_mm3: float,
+    site_distance_mm: float,
     max_iterations: int = 6,
 ) -> tuple[ReferenceStats, np.ndarray]:
     """Reference statistics of normal cord with every abnormal region left out.
@@ -122,6 +125,9 @@ def graft_free_reference(
         As in :func:`graftimg.segment.reference.reference_stats`.
     min_component_volume_mm3 : float
         Smallest abnormal region that is excluded, in mm³ (the graft stage's own size rule).
+    site_distance_mm : float
+        Only abnormal regions within the window and this close to the site are excluded (the
+        graft stage's own keep rule): what could be counted as graft.
     max_iterations : int, optional
         Most exclusion rounds (default 6).
 
@@ -147,6 +153,7 @@ def graft_free_reference(
     ...     image, cord, np.arange(20) - 10.0, (10.0, 10.0, 10.0), mode="t2", k_sigma=3.0,
     ...     look=cord, spacing=(1.0, 1.0, 1.0), window_mm=30.0, band_mm=10.0,
     ...     erode_voxels=1, min_voxels=200, min_component_volume_mm3=1.0,
+    ...     site_distance_mm=10.0,
     ... )
     >>> round(ref.median), round(ref.sigma), "reference_unreliable" in ref.flags
     (100, 5, False)
@@ -167,6 +174,10 @@ def graft_free_reference(
             exclude=exclude,
         )
 
+    with np.errstate(invalid="ignore"):
+        in_window = np.abs(s_mm) <= window_mm
+    look = look & in_window[None, None, :]
+
     def abnormal_tissue(mu: float, sigma: float) -> np.ndarray:
         candidates = sign * (data - mu) > k_sigma * sigma
         found, _ = detect_components(
@@ -176,22 +187,25 @@ def graft_free_reference(
             site,
             spacing,
             min_volume_mm3=min_component_volume_mm3,
-            max_site_distance_mm=np.inf,
+            max_site_distance_mm=site_distance_mm,
         )
         return found
 
     start = stats(None)
+    if not start.region.startswith("whole_cord"):
+        # Beyond the window by design: no graft to leave out. (Leaving out whatever else is
+        # darker or brighter there would take normal anatomy with it — white matter on T2*w —
+        # and narrow σ until that anatomy reads as graft.)
+        return start, np.zeros(cord.shape, dtype=bool)
     # The tail spreads break down when a few per cent of the region is abnormal: start from
     # the median and MAD unless the region lies wholly beyond the window (graft-free by design).
-    sigma = reference_sigma(start, mode) if start.region == "bands" else start.sigma
-    mu = start.median
-    if start.region != "bands":
-        # The median itself breaks down when the graft holds half the region: when the cord's
-        # values form two classes, start from the one on the normal side (darker in t2).
-        values = image[cord & np.isfinite(s_mm)[None, None, :]].astype(np.float64)
-        normal = _normal_class(values, mode)
-        if normal is not None:
-            mu, sigma = robust_stats(normal)
+    sigma, mu = start.sigma, start.median
+    # The median itself breaks down when the graft holds half the region: when the cord's
+    # values form two classes, start from the one on the normal side (darker in t2).
+    values = image[cord & np.isfinite(s_mm)[None, None, :]].astype(np.float64)
+    normal = _normal_class(values, mode)
+    if normal is not None:
+        mu, sigma = robust_stats(normal)
     ref = replace(start, median=mu)
     found = excluded = np.zeros(cord.shape, dtype=bool)
     converged = False
