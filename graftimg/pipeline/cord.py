@@ -90,6 +90,26 @@ def _carry(mask: np.ndarray, source: Volume, target: Volume, transform=None) -> 
     )
 
 
+#: A registration correction that moves no cord voxel by more than this fraction of the finest
+#: voxel size is no correction.
+_NO_MOVE_VOXELS = 0.05
+
+
+def _largest_move_mm(matrix: np.ndarray, volume: Volume, mask: np.ndarray) -> float:
+    """Largest displacement, in mm, of a corner of the mask's box under a 4 × 4 world matrix.
+
+    A rigid move is largest at a corner of the box.
+    """
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0)
+    corners = np.array(
+        [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
+    )
+    world = np.asarray([volume.voxel_to_world(c) for c in corners], dtype=np.float64)
+    moved = world @ matrix[:3, :3].T + matrix[:3, 3]
+    return float(np.linalg.norm(moved - world, axis=1).max())
+
+
 #: A refinement whose cord-rim edge strength is within this fraction below the scanner carry's
 #: still counts as at least as good (ties must not flip with float rounding).
 _EDGE_TOLERANCE = 0.05
@@ -200,6 +220,15 @@ def cord_for_session(
                 details.update(reg_details)
                 if matrix is None:
                     break
+                if _largest_move_mm(matrix, volume, mask) < _NO_MOVE_VOXELS * min(volume.spacing):
+                    # Below what registration can resolve: the images already agree in scanner
+                    # coordinates. Carrying through a transform that differs from the identity
+                    # only by float rounding flips every voxel whose centre lies half-way
+                    # between the companion's (hundreds on grids offset by half a voxel), and a
+                    # global gain of the image changes that rounding.
+                    details["registration_edge_strength"] = edge_carried
+                    details["registration_below_precision"] = True
+                    break
                 refined = _carry(seg.mask, companion, volume, matrix)
                 edge_refined = _edge_strength(volume, refined)
                 details["registration_edge_strength"] = edge_refined
@@ -268,8 +297,12 @@ def _refine(
     distance = ndimage.distance_transform_edt(~carried, sampling=target.spacing)
     metric_mask = distance <= margin_mm
     center = target.voxel_to_world(np.argwhere(carried).mean(axis=0))
+    # In units of the target's cord level: a global gain of the target then changes nothing
+    # but float rounding (the metric's histogram bins and the optimiser's steps follow the
+    # intensity scale).
+    level = float(np.median(target.data[carried])) or 1.0
     reg = register_rigid(
-        target.data,
+        np.asarray(target.data, dtype=np.float64) / level,
         target.affine,
         companion.data,
         companion.affine,
