@@ -81,13 +81,17 @@ FOVS: tuple[float | None, ...] = (16.0, 24.0, 32.0, 48.0, 64.0, None)
 SNRS = (10.0, 20.0, 40.0)
 FRACTIONS = (0.25, 0.35, 0.5, 0.65, 0.75)
 SIZES = (20.0, 40.0, 80.0, 160.0, 300.0)
+#: Small sizes (voxels) × every grid, for the smallest volume found reliably (T2w host).
+DETECT_SIZES = (8.0, 12.0, 20.0, 30.0, 40.0)
+#: Share of inserts found (a volume > 0) that counts as reliably detected.
+DETECT_RATE_PCT = 90.0
 POSITIONS = ("centre", "offcentre", "edge")
 #: Sizes drawn per seed (log-uniform, voxels of the target grid) where size is not swept.
 SIZE_RANGE = (20.0, 300.0)
 #: Factors swept per mode (the others at their default).
 SWEEPS = {
-    "t2": ("fov", "grid", "snr", "fraction", "size", "position", "cyst"),
-    "iron": ("fov", "grid", "snr", "position"),
+    "t2": ("fov", "grid", "snr", "fraction", "size", "position", "cyst", "detect"),
+    "iron": ("fov", "grid", "snr", "position", "detect"),
     "none": ("fov",),
 }
 #: False-positive FOVs (nothing inserted).
@@ -207,6 +211,18 @@ def campaign_cases(
                 default = Case(pmode, host, 0, insert=insert, grid=HOSTS[host][3])
                 for sweep in SWEEPS[mode]:
                     if sweeps is not None and sweep not in sweeps:
+                        continue
+                    if sweep == "detect":
+                        if host != "T2w":
+                            continue
+                        for grid in GRIDS:
+                            for size in DETECT_SIZES:
+                                for seed in seeds:
+                                    add(
+                                        dataclasses.replace(
+                                            default, seed=seed, grid=grid, size=size
+                                        )
+                                    )
                         continue
                     field, options = values[sweep]
                     if mode == "none" and sweep == "fov":
@@ -467,6 +483,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-condition tables and the acceptance checks."""
     checks: list[dict[str, Any]] = []
     tables: dict[str, list[dict[str, Any]]] = {}
+    notes_out: list[str] = []
+    detect_limits: list[dict[str, Any]] = []
     factors = ("fov", "grid", "snr", "fraction", "size", "position", "cyst")
     ok_rows = [r for r in rows if "synth_error" not in r]
 
@@ -550,9 +568,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                         ">= 80",
                         med is not None and med >= 80.0,
                     )
+                    # The same conditions as the error checks: ≥ 40 voxels, contrast fraction
+                    # ≥ 0.35. Fainter grafts are listed apart (their contrast is about k·σ).
                     big = [
-                        r for r in group if r.get("truth_n_voxels", 0) >= ACCEPT["t2_min_voxels"]
+                        r
+                        for r in group
+                        if r.get("truth_n_voxels", 0) >= ACCEPT["t2_min_voxels"]
+                        and r["fraction"] >= ACCEPT["t2_min_fraction"]
                     ]
+                    faint = [
+                        r
+                        for r in group
+                        if r.get("truth_n_voxels", 0) >= ACCEPT["t2_min_voxels"]
+                        and r["fraction"] < ACCEPT["t2_min_fraction"]
+                    ]
+                    if faint:
+                        notes_out.append(
+                            f"t2 {host} cord={cord}: grafts >= 40 voxels at contrast fraction "
+                            f"< {ACCEPT['t2_min_fraction']}: "
+                            f"{sum(1 for r in faint if r.get('reported_zero'))} of {len(faint)} "
+                            "reported as 0 (below the detection contrast)"
+                        )
                     zeros = sum(1 for r in big if r.get("reported_zero"))
                     check(
                         "grafts >= 40 voxels reported as 0",
@@ -562,6 +598,66 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                         "== 0",
                         zeros == 0,
                     )
+    for mode in ("t2", "iron"):
+        small = [
+            r
+            for r in ok_rows
+            if r["mode"] == mode
+            and r["insert"]
+            and r["host"] == "T2w"
+            and r["size"] in DETECT_SIZES
+            and r["fov"] is None
+            and r["snr"] == 20.0
+            and r["fraction"] == 0.5
+            and r["position"] == "centre"
+            and not r["cyst"]
+        ]
+        for cord in sorted({r["cord"] for r in small}):
+            table = []
+            for grid in GRIDS:
+                found_all = []
+                for size in DETECT_SIZES:
+                    sub = [
+                        r
+                        for r in small
+                        if r["cord"] == cord and r["grid"] == grid and r["size"] == size
+                    ]
+                    if not sub:
+                        continue
+                    found = sum(1 for r in sub if (r.get("measured_mm3") or 0.0) > 0.0)
+                    rate = 100.0 * found / len(sub)
+                    found_all.append((size, rate))
+                    voxel = float(np.prod(GRIDS[grid]))
+                    table.append(
+                        {
+                            "grid": grid,
+                            "size_voxels": size,
+                            "size_mm3": size * voxel,
+                            "n": len(sub),
+                            "found_pct": rate,
+                            "n_null": sum(1 for r in sub if r.get("measured_null")),
+                            "median_error_pct": _median_or_none(
+                                [r["error_pct"] for r in sub if r.get("error_pct") is not None]
+                            ),
+                        }
+                    )
+                smallest = None
+                for i, (size, _) in enumerate(found_all):
+                    if all(rate >= DETECT_RATE_PCT for _, rate in found_all[i:]):
+                        smallest = size
+                        break
+                detect_limits.append(
+                    {
+                        "mode": mode,
+                        "cord": cord,
+                        "grid": grid,
+                        "min_detected_voxels": smallest,
+                        "min_detected_mm3": None
+                        if smallest is None
+                        else smallest * float(np.prod(GRIDS[grid])),
+                    }
+                )
+            tables[f"detection {mode} T2w cord={cord} (share of inserts found)"] = table
     none = [r for r in ok_rows if not r["insert"]]
     for key in sorted({(r["mode"], r["host"], r["cord"]) for r in none}):
         group = [r for r in none if (r["mode"], r["host"], r["cord"]) == key]
@@ -617,8 +713,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "min_cord_dice": float(min(cord_dice)) if cord_dice else None,
         "median_dice_fraction_ge_0.5": float(np.median(dice_half)) if dice_half else None,
         "n_null": sum(1 for r in ok_rows if r.get("measured_null")),
+        "notes": notes_out,
+        "detection_limits": detect_limits,
         "all_pass": all(c["pass"] for c in checks),
     }
+
+
+def _median_or_none(values: Sequence[float]) -> float | None:
+    return float(np.median(values)) if values else None
 
 
 def _label(factor: str, value: Any) -> str:
@@ -682,6 +784,21 @@ def markdown(summary: dict[str, Any], notes: Sequence[str], seconds: float) -> s
         f"{_fmt(summary['median_dice_fraction_ge_0.5'], 3)}",
         f"- flags seen: {', '.join(f'{k} ×{v}' for k, v in summary['flags'].items()) or 'none'}",
     ]
+    lines += [f"- {note}" for note in summary.get("notes", [])]
+    if summary.get("detection_limits"):
+        lines += [
+            "",
+            f"Smallest insert found in >= {DETECT_RATE_PCT:g} % of seeds (and every larger size),"
+            " T2w host, fraction 0.5, SNR 20:",
+            "",
+            "| mode | cord | grid | voxels | mm³ |",
+            "|---|---|---|---|---|",
+        ]
+        for d in summary["detection_limits"]:
+            lines.append(
+                f"| {d['mode']} | {d['cord']} | {d['grid']} | {_fmt(d['min_detected_voxels'])} "
+                f"| {_fmt(d['min_detected_mm3'])} |"
+            )
     if summary["errors"]:
         lines += ["", "Errors:", ""]
         lines += [f"- ×{n}: `{m}`" for m, n in summary["errors"].items()]
@@ -936,7 +1053,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sweep",
         nargs="+",
-        choices=("fov", "grid", "snr", "fraction", "size", "position", "cyst"),
+        choices=("fov", "grid", "snr", "fraction", "size", "position", "cyst", "detect"),
         default=None,
         help="only these one-factor sweeps (default: all)",
     )
