@@ -123,6 +123,7 @@ def measure_graft(
             level_full=levels.full,
             noise_sigma=float(sigma_n),
             support=seg.support_mask,
+            within=seg.search_mask,
         )
     else:
         v_pv = v_bin
@@ -305,6 +306,7 @@ def partial_volume_mm3(
     level_full: float,
     noise_sigma: float,
     support: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> float:
     """Partial-volume-weighted graft volume in mm³ (the model is in the module docstring).
 
@@ -332,6 +334,11 @@ def partial_volume_mm3(
         Voxels beyond the mask that may still hold part of the graft (iron: the detections at
         ``k − 1`` before the edge moved to half contrast — the dephasing halo); they and their
         neighbours are weighted too.
+    within : (X, Y, Z) ndarray of bool, optional
+        Where the graft was looked for: partial-volume voxels outside it are not weighed (the
+        along-cord background of tissue beyond the cord — dura, ligament, bone — does not
+        describe what it would be without the graft; on axial T2*w such voxels doubled a
+        void's partial-volume volume).
 
     Returns
     -------
@@ -367,6 +374,8 @@ def partial_volume_mm3(
     g = graft[box]
     zone = ndimage.binary_dilation(lesion_any[box], _FULL)
     shell = ndimage.binary_dilation(reach_mask[box], _FULL) & ~g & ~cyst_zone[box]
+    if within is not None:
+        shell &= within[box]
     core = ndimage.binary_erosion(g, _FACES)
     region = (g & ~core) | shell
 
