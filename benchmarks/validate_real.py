@@ -863,9 +863,7 @@ def figures(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
         ):
             sweep = [r for r in group if _in_sweep(r, factor, factors)]
             if factor == "size":
-                sweep = [
-                    r for r in group if r["size"] is not None or _in_sweep(r, "size", factors)
-                ]
+                sweep = [r for r in group if _in_sweep(r, "size", factors)]
                 bins = [(20, 40), (40, 80), (80, 160), (160, 301)]
                 groups = [
                     (
@@ -905,7 +903,7 @@ def figures(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
         for i, host in enumerate(sorted({r["host"] for r in group})):
             sub = [r for r in group if r["host"] == host]
             truth = np.array([r["truth_mm3"] for r in sub])
-            meas = np.array([r["measured_mm3"] for r in sub])
+            meas = np.array([r["measured_pv_mm3"] for r in sub])
             ax.scatter(
                 (truth + meas) / 2,
                 meas - truth,
@@ -915,14 +913,14 @@ def figures(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
                 alpha=0.7,
             )
         if group:
-            diff = np.array([r["measured_mm3"] - r["truth_mm3"] for r in group])
+            diff = np.array([r["measured_pv_mm3"] - r["truth_mm3"] for r in group])
             bias, sd = float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
             ax.axhline(bias, color="0.2", lw=1, label=f"bias {bias:.1f} mm³")
             for y in (bias - 1.96 * sd, bias + 1.96 * sd):
                 ax.axhline(y, color="0.2", lw=1, ls="--")
             ax.legend(fontsize=8)
         ax.set_xlabel("mean of truth and measured (mm³)")
-        ax.set_ylabel("measured − truth (mm³)")
+        ax.set_ylabel("measured (partial-volume) − truth (mm³)")
         what = "graft + cyst" if mode == "t2" else "void vs signal-loss truth"
         ax.set_title(f"Bland–Altman, {mode} ({what})", fontsize=9)
     fig.tight_layout()
