@@ -1,25 +1,30 @@
-"""Graft voxels around the injection site, in ``iron`` and ``t2`` modes (pipeline step 6).
+"""Graft voxels around the injection site, in ``iron`` and ``t2`` modes.
 
-Every decision is relative to the reference statistics of normal-appearing cord
-(:func:`graftimg.segment.reference.reference_stats`: median ``μ`` and ``σ``, the larger of
-``1.4826·MAD`` and the one-sided spread on the graft's side, ``(Q97.5 − μ)/1.96`` in t2 and
-``(μ − Q2.5)/1.96`` in iron), so a global intensity gain changes no result and a lower ``k``
-never gives a smaller graft. The one-sided spread matters in t2: grey matter is brighter than
-white matter (METHODS §4.3), the MAD follows the white-matter majority, and at SNR ≥ 20
-``μ + 3·MAD`` reaches grey matter, which then joins the graft (phantoms: false graft in cords
-without one).
+Every decision is relative to the statistics of normal-appearing cord
+(:func:`graftimg.segment.graft_reference.graft_free_reference`: median ``μ`` and ``σ``, the
+larger of ``1.4826·MAD`` and the one-sided spread on the graft's side, ``(Q97.5 − μ)/1.96`` in
+t2 and ``(μ − Q2.5)/1.96`` in iron, from cord that is demonstrably not graft), so a global
+intensity gain changes no result and a lower ``k`` never gives a smaller graft. The one-sided
+spread matters in t2: grey matter is brighter than white matter, the MAD follows the
+white-matter majority, and at SNR ≥ 20 ``μ + 3·MAD`` reaches grey matter. When no trustworthy
+reference exists the result carries ``reference_unreliable`` and empty masks: the volume is
+then not measured (``null``), never 0.
 
 ``iron`` (T2*w/GRE/SWI, iron-labelled cells)
-    Graft = voxels darker than ``μ − kσ`` in the search region: the cord dilated one voxel
-    in-plane within the window ``|s| ≤ L``, because blooming reaches past the cord.
+    Voids are detected as voxels darker than ``μ − kσ`` at least ``iron_edge_mm`` inside the
+    cord within the window ``|s| ≤ L``; a void continues into the cord's edge layer and the
+    ring one voxel beyond (blooming reaches past the cord), but nothing is detected there on
+    its own (dark tissue hugging the cord would pass for a thin void). The edge then moves to
+    half contrast (``iron_boundary``).
 ``t2`` (T2w, unlabelled cells)
-    Graft = voxels brighter than ``μ + kσ`` inside the cord within the window. The outer layer
-    of the cord mask (one voxel in-plane) is left out of the search, because CSF partial volume
-    makes it bright all along the cord; it is added back only where it touches a kept graft
-    component and is itself above threshold. CSF-like voxels are split off as **cyst**:
+    Graft = voxels brighter than ``μ + kσ`` inside the cord within the window, its edge at half
+    contrast (``t2_boundary``). The outer layer of the cord mask (one voxel in-plane) is left
+    out of the search, because CSF partial volume makes it bright all along the cord; it is
+    added back only where it touches a kept graft component and is itself above threshold.
+    CSF-like voxels are split off as **cyst**:
 
-    - cyst cores are CSF-like voxels: ``≥ μ_CSF − 2σ_CSF`` (METHODS pipeline step 6), where
-      ``μ_CSF, σ_CSF`` come from a CSF ring just outside the cord
+    - cyst cores are CSF-like voxels: ``≥ μ_CSF − 2σ_n`` (σ_n the image's noise SD), where
+      ``μ_CSF`` is the bright mode of a ring just outside the cord
       (:func:`graftimg.segment.reference.csf_stats`), or at least 75 % of the way from the
       graft tissue level to ``μ_CSF`` (a small cyst in thick slices has no pure-CSF voxel: a
       0.1 mm³ rodent cyst peaked at 93 % of CSF); the core level is never allowed below the
@@ -29,32 +34,30 @@ without one).
       between the level of the tissue around that cyst (graft or normal cord: the median two
       face-steps outside it along the fine axes) and ``μ_CSF``. A voxel there is more than
       half CSF when it mixes tissue and CSF linearly, so the binary cyst volume is unbiased by
-      partial volume at its wall; the CSF-like rule alone shaves off a half-voxel shell and,
-      because ``σ_CSF`` measures the ring's noise and not the cyst's partial volume or
-      residual bias, misses small cysts (a 10 mm³ cyst at 0.8 mm had one voxel above it);
+      partial volume at its wall;
     - cysts smaller than ``min_component_volume_mm3`` return to the graft;
     - a cyst in normal-appearing cord (the tissue around it is below the graft threshold) has
       a rim of cord–CSF partial-volume voxels above the threshold; they belong to neither mask.
 
     The midpoint rule is not used without cores: oedema and graft tissue reach 0.6–0.85 of CSF
-    on T2w (METHODS §4.3), so bright tissue with no CSF-like voxel stays tissue. T2w alone
-    cannot tell oedema at ≥ 0.9 of CSF from a cyst (METHODS §1.2); it is counted as cyst.
+    on T2w, so bright tissue with no CSF-like voxel stays tissue. T2w alone cannot tell oedema
+    at ≥ 0.9 of CSF from a cyst (Karthik et al., Radiol AI 2024); it is counted as cyst.
 
-Common steps: one-voxel-cross opening over the fine axes only (a 3D cross for isotropic data,
-an in-plane cross for thick slices) followed by one conditional dilation step that restores the
-staircase corners of real objects, hole filling slice by slice, connected components with
-26-connectivity; a component is **kept** when it is at least ``min_component_volume_mm3`` and
-its nearest voxel (as a box) lies within ``site_distance_mm`` of the injection site (distance 0
-when one of its voxels holds the site). Optional region growing (SimpleITK
-``ConnectedThreshold`` or ``ConfidenceConnected``) from the deepest graft voxel is off by
-default.
+Common steps (:func:`graftimg.segment.graft_components.detect_components`): a clean-up that
+removes noise specks and one-voxel threads but keeps anything two voxels across, hole filling
+slice by slice, connected components with 26-connectivity; a component is **kept** when it is at
+least ``min_component_volume_mm3`` and its nearest voxel (as a box) lies within
+``site_distance_mm`` of the injection site (distance 0 when one of its voxels holds the site).
+Optional region growing (SimpleITK ``ConnectedThreshold`` or ``ConfidenceConnected``) from the
+deepest graft voxel is off by default.
 
 The same chain runs at ``k − 1`` ("sensitive") and ``k + 1`` ("strict") for the uncertainty band;
 the cyst (and its rim) found at ``k`` is removed from all three, so
 ``strict ⊆ graft ⊆ sensitive``.
 
-The input should be bias-corrected (N4, pipeline step 2): thresholds are global within the
-window, so a residual bias along the cord of a few σ shifts them.
+The input should be bias-corrected (N4): thresholds are global within the window, so a residual
+bias along the cord of a few σ shifts them. Methods and their validation: docs/methods.md and
+docs/validation.md.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class GraftParams:
     window_half_length_mm : float
         Half-length ``L`` of the injection window along the cord (human 30, rodent 5).
     reference_band_mm : float
-        Length of each reference band beyond the window (human 10, rodent 4; METHODS: 3–5).
+        Length of each reference band beyond the window (human 10, rodent 4).
     reference_erode_voxels : int
         In-plane erosion of the cord for the reference (1).
     reference_min_voxels : int
@@ -152,7 +155,7 @@ class GraftParams:
     t2_exclude_rim_voxels : int
         ``t2``: outer cord layer left out of the search (CSF partial volume), in voxels (1).
     k_sigma : float
-        Threshold in robust SDs (3; METHODS §1.1).
+        Threshold in robust SDs (3: ≈ 0.13 % false voxels for Gaussian noise).
     band_k_sigma : float
         Step of the threshold sweep: the uncertainty band uses ``k ± band_k_sigma`` (1).
     min_component_volume_mm3 : float
@@ -170,10 +173,11 @@ class GraftParams:
     cyst_core_fraction : float
         ``t2``: so is a voxel at least this fraction of the way from the graft tissue level to
         ``μ_CSF`` (0.75: ≈ 0.9 of CSF for tissue at 0.6, the lower end of cysts and above
-        oedema in METHODS §4.3; catches small cysts without a pure-CSF voxel).
+        oedema on T2w; catches small cysts without a pure-CSF voxel).
     min_snr : float
         Flag ``low_snr`` when ``μ / σ_noise`` (or ``μ / σ`` without a noise estimate) is below
-        this (5; METHODS §1.1: thresholds are unreliable below ≈ 5).
+        this (5: thresholds on Rician magnitude are unreliable below ≈ 5; Gudbjartsson & Patz
+        1995).
     refine : {"none", "connected_threshold", "confidence_connected"}
         Optional region growing from the most abnormal kept voxel ("none").
     iron_boundary : {"half_contrast", "threshold"}

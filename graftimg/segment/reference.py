@@ -1,6 +1,6 @@
 """Reference intensities of normal-appearing cord and of CSF, away from the injection window.
 
-Graft voxels are defined relative to normal tissue (METHODS §1.1, pipeline step 5): the robust
+Graft voxels are defined relative to normal tissue (Vreys et al., ISMRM 2009): the robust
 centre ``μ = median`` and spread ``σ = 1.4826·MAD`` of cord voxels in two bands along the cord,
 ``s ∈ [−W−band, −W] ∪ [W, W+band]`` mm from the injection site, with the cord eroded in-plane by
 one voxel so that CSF partial volume at the cord edge does not widen ``σ``. Everything downstream
