@@ -388,6 +388,19 @@ def run_case(case: Case, arrays: dict[str, Any] | None = None) -> dict[str, Any]
         row["error_pct"] = _pct(total_pv, truth)
         row["error_binary_pct"] = _pct(total, truth)
         row["reported_zero"] = total is not None and total == 0.0
+        lesion = (
+            synth.truth["graft"] + synth.truth["cyst"]
+            if case.mode == "t2"
+            else synth.truth["loss"]
+        )
+        inside_manual = float((lesion * synth.cord_manual).sum())
+        # The share of the inserted tissue inside the cord mask used, of the share inside the
+        # manual cord (an iron void's lobes reach past the cord by design).
+        row["lesion_in_cord_pct"] = (
+            100.0 * float((lesion * synth.cord_manual * cord).sum()) / inside_manual
+            if inside_manual > 0
+            else None
+        )
         if case.mode == "t2":
             tg, tc = synth.truth["graft"], synth.truth["cyst"]
             truth_graft = float(tg.sum()) * synth.voxel_volume_mm3
@@ -658,6 +671,36 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     }
                 )
             tables[f"detection {mode} T2w cord={cord} (share of inserts found)"] = table
+    for mode in ("t2", "iron"):
+        auto = [
+            r
+            for r in ok_rows
+            if r["mode"] == mode
+            and r["insert"]
+            and r["cord"] == "auto"
+            and r.get("lesion_in_cord_pct") is not None
+            and "error" not in r
+        ]
+        if auto:
+            shares = [r["lesion_in_cord_pct"] for r in auto]
+            below = [r for r in auto if r["lesion_in_cord_pct"] < 95.0]
+            flagged = sum(
+                1
+                for r in below
+                if {"cord_uncertain", "cord_bends_around_abnormality"} & set(r.get("flags", []))
+            )
+            notes_out.append(
+                f"{mode}, automatic cord: inserted tissue inside it (of what lies inside the "
+                f"manual cord) median {np.median(shares):.1f} %, min {min(shares):.1f} %; "
+                f"{len(below)} of {len(auto)} cases under 95 % ({flagged} of them flagged)"
+            )
+            check(
+                "min % of the inserted lesion inside the automatic cord",
+                f"{mode} (n = {len(auto)})",
+                float(min(shares)),
+                ">= 95",
+                not below,
+            )
     none = [r for r in ok_rows if not r["insert"]]
     for key in sorted({(r["mode"], r["host"], r["cord"]) for r in none}):
         group = [r for r in none if (r["mode"], r["host"], r["cord"]) == key]
