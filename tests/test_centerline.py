@@ -215,3 +215,16 @@ def test_validation_errors():
         cl.along_cord_mm(0)
     with pytest.raises(ValueError, match="outside the cord's S-I extent"):
         cl.slice_of_s(0.0, z_origin=5.5)
+
+
+def test_origin_within_half_a_slice_of_the_cord_ends():
+    # Issue 8: a site at z = 4.0000002 on a cord ending at slice 4 (float rounding of a
+    # world-to-voxel mapping) was refused with "outside the cord's S-I extent".
+    cord = np.zeros((6, 6, 6), bool)
+    cord[2:4, 2:4, 1:5] = True
+    cl = fit_centerline(cord, spacing=(1, 1, 1))
+    assert cl.along_cord_mm(4 + 2.4e-7)[4] == pytest.approx(0.0)
+    assert cl.along_cord_mm(1 - 8e-8)[1] == pytest.approx(0.0)
+    assert np.array_equal(cl.along_cord_mm(4.4), cl.along_cord_mm(4))
+    with pytest.raises(ValueError, match="outside the cord's S-I extent"):
+        cl.along_cord_mm(4.6)

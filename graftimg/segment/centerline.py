@@ -107,7 +107,8 @@ class Centerline:
         ----------
         z_origin : float
             Slice index (may be fractional) of the origin, e.g. the injection site; it must lie
-            within the cord's extent.
+            within the cord's extent (or within half a slice of its first or last slice, which
+            then stands for it).
 
         Returns
         -------
@@ -151,6 +152,10 @@ class Centerline:
 
     def _s_at(self, z: float) -> float:
         z0, z1 = self.z_extent
+        # A point in the first or last cord slice lies anywhere within half a slice of its
+        # centre (a site at z = 4.0000002 on a cord ending at slice 4 was refused).
+        if np.isfinite(z) and z0 - 0.5 <= z <= z1 + 0.5:
+            z = min(max(float(z), z0), z1)
         if not np.isfinite(z) or z < z0 or z > z1:
             raise ValueError(
                 f"origin slice {z} is outside the cord's S-I extent [{z0}, {z1}]; "
