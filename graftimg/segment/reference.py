@@ -214,12 +214,14 @@ def reference_stats(
 
     1. ``"bands"`` — eroded cord in both bands;
     2. ``"outside_window"`` — eroded cord at every ``|s| ≥ W`` (the bands grown outwards);
-    3. ``"outside_window_uneroded"`` — the same without erosion (thin or coarse cords, where
-       erosion leaves nothing);
-    4. ``"whole_cord"`` — eroded cord including the window (the image covers little more than
-       the window); the median stays valid while the abnormal tissue is under half the cord,
-       but ``σ`` is inflated, so fewer graft voxels are found — flagged
-       ``reference_inside_window``;
+    3. ``"whole_cord"`` — eroded cord including the window (the image covers little more than
+       the window), flagged ``reference_inside_window``; the graft stage then leaves candidate
+       graft tissue out (:func:`graftimg.segment.graft_reference.graft_free_reference`). It
+       comes before the uneroded cord beyond the window: on T2w the cord's edge layer is
+       partly CSF, and its bright tail doubled ``σ`` on the 1 mm test scan (a 50-voxel graft
+       read 0);
+    4. ``"outside_window_uneroded"`` — the cord beyond the window without erosion (thin or
+       coarse cords, where erosion leaves nothing);
     5. ``"whole_cord_uneroded"`` — every cord voxel.
 
     If none reaches ``min_voxels``, the largest non-empty one is used. Any fallback adds the flag
@@ -290,8 +292,8 @@ def reference_stats(
     candidates = [
         ("bands", eroded & in_bands[None, None, :]),
         ("outside_window", eroded & outside[None, None, :]),
-        ("outside_window_uneroded", cord & outside[None, None, :]),
         ("whole_cord", eroded & has_s[None, None, :]),
+        ("outside_window_uneroded", cord & outside[None, None, :]),
         ("whole_cord_uneroded", cord),
     ]
     region, mask, flags = _first_large_enough(
