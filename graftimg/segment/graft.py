@@ -713,9 +713,9 @@ def _segment_graft_box(
     if any(c.reason == "far_from_site" for c in components):
         flags.add("components_far_from_site")
 
-    core_level = float("nan")
+    core_level = tissue_level = float("nan")
     if mode == "t2" and csf_ref is not None:
-        core_level, level_flags = _cyst_core_level(
+        core_level, tissue_level, level_flags = _cyst_core_level(
             data, kept["main"], ref, csf_ref, thresholds["main"], params, noise_sigma
         )
         flags.update(level_flags)
@@ -806,6 +806,7 @@ def _segment_graft_box(
             data,
             kept["main"],
             core_level,
+            tissue_level,
             ref,
             csf_ref,
             search | rim,
@@ -928,8 +929,10 @@ def _cyst_core_level(
     threshold: float,
     params: GraftParams,
     noise_sigma: float | None = None,
-) -> tuple[float, set[str]]:
-    """Level of cyst cores: CSF-like by either rule, never below the cord–CSF midpoint.
+) -> tuple[float, float, set[str]]:
+    """Level of cyst cores and of graft tissue: cores CSF-like by either rule, never below midway.
+
+    Cores are never below the cord–CSF midpoint.
 
     ``min(μ_CSF − cyst_csf_k_sigma·σ_n, L + cyst_core_fraction·(μ_CSF − L))`` with ``L`` the
     graft tissue level (median of the kept voxels below ``μ_CSF − cyst_csf_k_sigma·σ_n``; the
@@ -940,7 +943,7 @@ def _cyst_core_level(
     when CSF is not brighter than the graft threshold.
     """
     if csf.median <= threshold:
-        return float("nan"), {"csf_contrast_low"}
+        return float("nan"), float("nan"), {"csf_contrast_low"}
     midpoint = 0.5 * (ref.median + csf.median)
     spread = float(noise_sigma) if noise_sigma else csf.sigma
     by_noise = csf.median - params.cyst_csf_k_sigma * spread
@@ -953,14 +956,15 @@ def _cyst_core_level(
     by_contrast = tissue_level + params.cyst_core_fraction * (csf.median - tissue_level)
     core_level = min(by_noise, by_contrast)
     if core_level < midpoint:
-        return midpoint, {"csf_contrast_low"}
-    return core_level, set()
+        return midpoint, tissue_level, {"csf_contrast_low"}
+    return core_level, tissue_level, set()
 
 
 def _split_cyst(
     data: np.ndarray,
     kept: np.ndarray,
     core_level: float,
+    tissue_level: float,
     ref: ReferenceStats,
     csf: ReferenceStats,
     cord_window: np.ndarray,
@@ -971,12 +975,13 @@ def _split_cyst(
     """Split CSF-like voxels off the t2 graft; return (cyst, partial-volume shell, level).
 
     Hysteresis, one cyst at a time. Cores are voxels at or above ``core_level`` (one is
-    enough). A provisional cyst grows from them through kept voxels at or above the cord–CSF
-    midpoint (the lowest level a cyst wall in normal cord can have). Its surrounding tissue
+    enough). A provisional cyst grows from them through kept voxels at or above its wall level:
+    the cord–CSF midpoint, or the graft-tissue–CSF midpoint when the graft tissue
+    (``tissue_level``) is brighter than the cord. Its surrounding tissue
     level is the median of the cord voxels two face-steps outside it along the fine axes (the
     first layer is still partly cyst; thick slices would reach far beyond the graft); the cyst
-    is then regrown from its cores through voxels at or above the midpoint between that level
-    and ``μ_CSF`` — more than half CSF under a linear mix. Cysts under
+    is then regrown from its cores through kept voxels at or above the midpoint between that
+    level and ``μ_CSF`` — more than half CSF under a linear mix. Cysts under
     ``min_component_volume_mm3`` return to the graft. The boundary level returned is that of
     the largest cyst (NaN when there is none).
 
@@ -988,7 +993,13 @@ def _split_cyst(
     core = kept & (data >= core_level)
     if not core.any():
         return empty, empty, float("nan")
-    lowest = min(0.5 * (ref.median + csf.median), core_level)
+    # A provisional cyst must stop at its wall whatever surrounds it: half-way to CSF from the
+    # normal cord, or from the graft tissue when that is brighter (graft at half the cord–CSF
+    # contrast lies on the cord–CSF midpoint, and a 2 mm³ cyst inside it took all of it).
+    wall = 0.5 * (ref.median + csf.median)
+    if np.isfinite(tissue_level):
+        wall = max(wall, 0.5 * (tissue_level + csf.median))
+    lowest = min(wall, core_level)
     provisional = ndimage.binary_propagation(
         core, structure=_FULL_CONNECTIVITY, mask=kept & (data >= lowest)
     )
@@ -1008,10 +1019,19 @@ def _split_cyst(
         outer = ndimage.binary_dilation(inner, fine)
         ring = outer & ~inner & cord_window[box] & ~provisional[box]
         values = data[box]
-        surround = float(np.median(values[ring])) if ring.any() else ref.median
+        # The tissue around the cyst: graft when a third of the ring is graft (a small graft
+        # around a cyst leaves part of the ring in normal cord, whose level would then call
+        # the graft around the cyst partial volume and take it away), else normal cord.
+        in_graft = ring & kept[box]
+        if ring.any() and in_graft.sum() >= ring.sum() / 3:
+            surround = float(np.median(values[in_graft]))
+        elif ring.any():
+            surround = float(np.median(values[ring]))
+        else:
+            surround = ref.median
         level = min(0.5 * (surround + csf.median), core_level)
         grown = ndimage.binary_propagation(
-            core[box] & member, structure=_FULL_CONNECTIVITY, mask=member & (values >= level)
+            core[box] & member, structure=_FULL_CONNECTIVITY, mask=kept[box] & (values >= level)
         )
         size = int(grown.sum())
         if size * voxel_mm3 >= params.min_component_volume_mm3:
