@@ -680,6 +680,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             and r["cord"] == "auto"
             and r.get("lesion_in_cord_pct") is not None
             and "error" not in r
+            and r["host"] in ("T2w", "T1w")  # the cord check; T2*w reported apart
         ]
         if auto:
             shares = [r["lesion_in_cord_pct"] for r in auto]
@@ -701,6 +702,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 ">= 95",
                 not below,
             )
+    other = [
+        r
+        for r in ok_rows
+        if r["insert"]
+        and r["cord"] == "auto"
+        and r["host"] not in ("T2w", "T1w")
+        and r.get("lesion_in_cord_pct") is not None
+    ]
+    for host in sorted({r["host"] for r in other}):
+        shares = [r["lesion_in_cord_pct"] for r in other if r["host"] == host]
+        below = [r for r in other if r["host"] == host and r["lesion_in_cord_pct"] < 95.0]
+        flagged = sum(
+            1
+            for r in below
+            if {"cord_uncertain", "cord_bends_around_abnormality"} & set(r.get("flags", []))
+        )
+        notes_out.append(
+            f"{host}, automatic cord (reported, not a check): inserted tissue inside it median "
+            f"{np.median(shares):.1f} %, min {min(shares):.1f} %; {len(below)} of {len(shares)} "
+            f"cases under 95 % ({flagged} of them flagged)"
+        )
     none = [r for r in ok_rows if not r["insert"]]
     for key in sorted({(r["mode"], r["host"], r["cord"]) for r in none}):
         group = [r for r in none if (r["mode"], r["host"], r["cord"]) == key]

@@ -116,10 +116,16 @@ def center_on_site(s_mm: np.ndarray, site_z: float) -> np.ndarray:
     --------
     >>> center_on_site(np.array([0.0, 2.0, 4.0, np.nan]), 1.5).tolist()
     [-3.0, -1.0, 1.0, nan]
+    >>> center_on_site(np.array([0.0, 2.0, 4.0]), 2.0000002).tolist()
+    [-4.0, -2.0, 0.0]
     """
     s = np.asarray(s_mm, dtype=np.float64)
     z = float(site_z)
     n = s.shape[0]
+    if -0.5 < z < n - 0.5:
+        # A site in the first or last slice lies anywhere within half a slice of its centre
+        # (float rounding gave z = 4.0000002 in a 5-slice image).
+        z = min(max(z, 0.0), n - 1.0)
     lo, hi = int(np.floor(z)), int(np.ceil(z))
     if lo < 0 or hi >= n:
         raise SegmentationError(f"injection site slice {z} lies outside the {n} slices")
