@@ -105,7 +105,7 @@ def _largest_move_mm(matrix: np.ndarray, volume: Volume, mask: np.ndarray) -> fl
     corners = np.array(
         [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
     )
-    world = np.asarray([volume.voxel_to_world(c) for c in corners], dtype=np.float64)
+    world = volume.voxel_to_world(corners)
     moved = world @ matrix[:3, :3].T + matrix[:3, 3]
     return float(np.linalg.norm(moved - world, axis=1).max())
 

@@ -734,14 +734,10 @@ def _segment_graft_box(
         kept["strict"] = kept["strict"] & refined
         kept["sensitive"] = kept["sensitive"] | refined
 
-    support = None
-    if mode == "iron" and params.iron_boundary == "half_contrast":
-        support = _touching(kept["sensitive"], kept["main"])
-        void_level = _RAYLEIGH_MEAN * (sigma if noise_sigma is None else float(noise_sigma))
-        # The lesion's extent for the background is its detection at a fixed μ − 2σ, so that
-        # the edge of a void does not move with k (V(k − 1) ≥ V(k) ≥ V(k + 1) stays true).
-        extent, _ = _detect(
-            abnormal(mu - _BACKGROUND_ZONE_K * sigma),
+    def detected_at_2_sigma() -> np.ndarray:
+        """The lesion found at a fixed 2σ from μ: its extent whatever ``k`` is."""
+        found, _ = _detect(
+            abnormal(mu + sign * _BACKGROUND_ZONE_K * sigma),
             detect_in,
             detect_rim,
             site,
@@ -749,6 +745,15 @@ def _segment_graft_box(
             params,
             rim_steps,
         )
+        return found
+
+    support = None
+    if mode == "iron" and params.iron_boundary == "half_contrast":
+        support = _touching(kept["sensitive"], kept["main"])
+        void_level = _RAYLEIGH_MEAN * (sigma if noise_sigma is None else float(noise_sigma))
+        # The lesion's extent for the background is its detection at a fixed μ − 2σ, so that
+        # the edge of a void does not move with k (V(k − 1) ≥ V(k) ≥ V(k + 1) stays true).
+        extent = detected_at_2_sigma()
         zone = extent if extent.any() else kept["main"]
         background = _local_background(data, cord, zone, mu, spacing)
         # Decided on a lightly smoothed copy (σ = half the finest voxel): a voxel at the edge
@@ -769,15 +774,7 @@ def _segment_graft_box(
         # nested and V(k − 1) ≥ V(k) ≥ V(k + 1): the level is the median of the interior of the
         # tissue found at μ + 2σ (one voxel in from its partial-volume shell; CSF-like voxels
         # left out), or its upper quartile when it has no interior.
-        zone, _ = _detect(
-            abnormal(mu + _BACKGROUND_ZONE_K * sigma),
-            detect_in,
-            detect_rim,
-            site,
-            spacing,
-            params,
-            rim_steps,
-        )
+        zone = detected_at_2_sigma()
         tissue = zone & ~(data >= core_level) if np.isfinite(core_level) else zone
         if tissue.any():
             inner = ndimage.binary_erosion(tissue, _cross(_fine_axes(spacing)))

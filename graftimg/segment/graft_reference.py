@@ -61,6 +61,10 @@ _MARGIN_THROUGH_VOXELS = 1
 _SETTLED_VOXELS = 5
 _SETTLED_FRACTION = 0.02
 
+#: Otsu effectiveness (between-class over total variance) above which the cord's values are
+#: taken to hold two classes (a Gaussian gives 0.64, a uniform spread 0.75).
+_TWO_CLASS_ETA = 0.8
+
 #: Abnormal tissue filling more than this fraction of the cord leaves no trustworthy reference.
 _MOSTLY_ABNORMAL = 0.75
 
@@ -248,8 +252,6 @@ def graft_free_reference(
 
 def _normal_class(values: np.ndarray, mode: str) -> np.ndarray | None:
     """The darker (t2) or brighter (iron) Otsu class when the values form two classes."""
-    from graftimg.segment.reference import _TWO_CLASS_ETA
-
     if values.size < 40 or float(values.min()) == float(values.max()):
         return None
     from skimage.filters import threshold_otsu

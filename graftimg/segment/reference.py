@@ -45,9 +45,6 @@ MAD_TO_SIGMA = 1.4826
 _TAIL_QUANTILE = 0.975
 _TAIL_Z = 1.959963984540054
 
-#: Otsu effectiveness above which a set of intensities is taken to hold two classes.
-_TWO_CLASS_ETA = 0.8
-
 
 #: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
 _FINE_AXIS_RATIO = 1.5
