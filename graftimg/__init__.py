@@ -1,7 +1,10 @@
 """graftimg: track transplanted stem-cell grafts in spinal cord MRI over time.
 
-Subpackages, in the order data flows through them:
+Subpackages, lowest layer first (a module imports only its own layer and those above it in this
+list; docs/architecture.md):
 
+errors, arrays, spacing, morphology, provenance
+    The base: typed errors, array and spacing helpers, anisotropic morphology, provenance.
 io
     Load NIfTI volumes (canonical RAS+, mm) and BIDS studies; write results like the input.
 preprocess
@@ -9,15 +12,19 @@ preprocess
 segment
     Cord mask and centerline, injection window, graft voxels (``iron`` and ``t2`` modes).
 measure
-    Volumes with uncertainty, lesion metrics in the Spinal Cord Toolbox's definitions.
+    Volumes with uncertainty, overlap, lesion metrics in the Spinal Cord Toolbox's definitions.
 register
     Rigid registration of sessions and resampling between grids.
 longitudinal
-    Survival curves over sessions and confounder flags.
+    Graft survival over sessions.
+report
+    Quality-control pictures and reports made from results.
 pipeline
-    One session and one subject end to end; the only place stages are chained.
-phantom
-    Synthetic longitudinal studies with analytic ground truth.
+    One session and one study end to end; the only place stages are chained.
+cli
+    The ``graftimg`` command.
+phantom, validation
+    Test data with known truth: synthetic studies, and grafts inserted into real scans.
 
 ``import graftimg`` imports neither Qt, napari nor matplotlib.
 """

@@ -23,9 +23,9 @@ from graftimg.errors import (
 )
 from graftimg.measure.graft import partial_volume_mm3
 from graftimg.measure.volume import partial_volume_weights
+from graftimg.morphology import open_fine as _open_fine
 from graftimg.segment.graft import GraftParams, segment_graft
 from graftimg.segment.reference import (
-    _open_fine,
     csf_stats,
     reference_stats,
     robust_stats,

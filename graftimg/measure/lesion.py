@@ -26,8 +26,8 @@ import numpy as np
 
 from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError
-from graftimg.measure.volume import _validated_spacing
 from graftimg.segment.centerline import Centerline, fit_centerline
+from graftimg.spacing import validated_spacing
 
 __all__ = ["LesionMetrics", "SagittalBridges", "lesion_metrics"]
 
@@ -219,7 +219,7 @@ def lesion_metrics(
     """
     from skimage.measure import label
 
-    sx, sy, sz = spacing = _validated_spacing(spacing)
+    sx, sy, sz = spacing = validated_spacing(spacing)
     lesion_in = np.asarray(lesion_mask)
     cord = np.asarray(cord_mask)
     for name, arr in (("lesion_mask", lesion_in), ("cord_mask", cord)):

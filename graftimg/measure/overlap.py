@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from graftimg.errors import DimensionError
-from graftimg.measure.volume import _validated_spacing
+from graftimg.spacing import validated_spacing
 
 __all__ = [
     "dice",
@@ -110,7 +110,7 @@ def surface_distances_mm(a, b, *, spacing) -> tuple[np.ndarray, np.ndarray]:
     """
     from scipy.ndimage import distance_transform_edt
 
-    sp = _validated_spacing(spacing)
+    sp = validated_spacing(spacing)
     a, b = _pair(a, b)
     if not a.any() or not b.any():
         return np.empty(0), np.empty(0)

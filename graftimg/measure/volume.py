@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, SpacingError
+from graftimg.errors import DimensionError
+from graftimg.spacing import validated_spacing
 
 __all__ = [
     "component_table",
@@ -31,17 +32,6 @@ __all__ = [
     "surface_band_mm3",
     "volume_mm3",
 ]
-
-
-def _validated_spacing(spacing) -> tuple[float, float, float]:
-    """Return ``spacing`` as three positive finite floats, or raise SpacingError."""
-    values = np.asarray(spacing, dtype=float).ravel()
-    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise SpacingError(
-            f"spacing must be three positive finite voxel sizes in mm, got {spacing!r}",
-            hint="pass the volume's spacing, e.g. (0.5, 0.5, 1.0)",
-        )
-    return (float(values[0]), float(values[1]), float(values[2]))
 
 
 def _as_mask(mask, name: str = "mask") -> np.ndarray:
@@ -103,7 +93,7 @@ def volume_mm3(mask, *, spacing) -> float:
     >>> volume_mm3(np.ones((2, 3, 4), bool), spacing=(0.5, 0.5, 2.0))
     12.0
     """
-    sx, sy, sz = _validated_spacing(spacing)
+    sx, sy, sz = validated_spacing(spacing)
     return n_voxels(mask) * sx * sy * sz
 
 
@@ -267,7 +257,7 @@ def pv_volume_mm3(
     >>> pv_volume_mm3(img, mask, spacing=(1, 1, 2), level_normal=100.0, level_full=0.0)
     5.0
     """
-    sx, sy, sz = _validated_spacing(spacing)
+    sx, sy, sz = validated_spacing(spacing)
     img = np.asarray(image)
     m = _as_mask(region, "region")
     _same_shape(img, m, "image and region")
@@ -326,7 +316,7 @@ def surface_area_mm2(mask, *, spacing) -> float:
     """
     from skimage.measure import mesh_surface_area
 
-    sp = _validated_spacing(spacing)
+    sp = validated_spacing(spacing)
     m = _as_mask(mask)
     if not m.any():
         return 0.0
@@ -364,7 +354,7 @@ def normal_extent_mm(mask, *, spacing) -> float:
     >>> round(normal_extent_mm(m, spacing=(0.5, 0.5, 5.0)), 3)  # 2 × 2 × 20 mm: mostly sides
     0.679
     """
-    sp = _validated_spacing(spacing)
+    sp = validated_spacing(spacing)
     m = _as_mask(mask)
     if not m.any():
         return float("nan")
@@ -403,7 +393,7 @@ def surface_band_mm3(mask, *, spacing) -> float:
     >>> surface_band_mm3(m, spacing=(1, 1, 1)) == 0.5 * a * 1.0
     True
     """
-    sp = _validated_spacing(spacing)
+    sp = validated_spacing(spacing)
     m = _as_mask(mask)
     if not m.any():
         return 0.0
@@ -457,7 +447,7 @@ def component_table(mask, *, spacing, image=None, connectivity: int = 3) -> list
     """
     from skimage.measure import label, regionprops
 
-    sp = _validated_spacing(spacing)
+    sp = validated_spacing(spacing)
     m = _as_mask(mask)
     if connectivity not in (1, 2, 3):
         raise ValueError(f"connectivity must be 1, 2 or 3, got {connectivity!r}")

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graftimg.errors import ConfigError
-from graftimg.phantom.spec import PhantomSpec
+from graftimg.phantom.iron import dipole_constant_mm3, iron_moment_am2
+from graftimg.phantom.kinetics import graft_volume_mm3, iron_mass_ug
+
+if TYPE_CHECKING:  # the spec is checked with this module's geometry: no runtime import back
+    from graftimg.phantom.spec import PhantomSpec
 
 __all__ = [
     "AIR",
@@ -375,8 +380,6 @@ def anatomy_at(spec: PhantomSpec, days: float) -> Anatomy:
     >>> round(anatomy.graft_volume_mm3, 6), round(anatomy.cyst_volume_mm3, 6)
     (150.0, 10.0)
     """
-    from graftimg.phantom.kinetics import graft_volume_mm3
-
     volume = graft_volume_mm3(spec, days)
     semi = _graft_semi_axes(spec, volume)
     largest = _graft_semi_axes(spec, max(spec.graft_volume0_mm3, spec.graft_volume_inf_mm3))
@@ -414,9 +417,6 @@ def check_geometry(spec: PhantomSpec) -> None:
     4000 surface points), and every object with an analytic volume (graft, cyst, iron void at
     the largest iron amount) stays in every field of view despite the session motion.
     """
-    from graftimg.phantom.iron import dipole_constant_mm3, iron_moment_am2
-    from graftimg.phantom.kinetics import iron_mass_ug
-
     anatomy = anatomy_at(spec, days=0.0)
     largest = _graft_semi_axes(spec, max(spec.graft_volume0_mm3, spec.graft_volume_inf_mm3))
     sphere = _sphere_points()

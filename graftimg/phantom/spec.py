@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from graftimg.errors import ConfigError
+from graftimg.phantom.anatomy import check_geometry
 
 __all__ = [
     "AcquisitionSpec",
@@ -420,9 +421,7 @@ class PhantomSpec:
             raise ConfigError("iron mode needs cells_injected > 0 and iron_pg_per_cell > 0")
         if any(not math.isfinite(d) or d < 0 for d in self.session_days):
             raise ConfigError(f"session_days {self.session_days} must be >= 0")
-        # Geometry that makes the analytic truth exact (lazy import: anatomy imports spec).
-        from graftimg.phantom.anatomy import check_geometry
-
+        # Geometry that makes the analytic truth exact.
         check_geometry(self)
 
 

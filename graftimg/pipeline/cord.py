@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from typing import Any, Literal
 
@@ -100,11 +101,8 @@ def _largest_move_mm(matrix: np.ndarray, volume: Volume, mask: np.ndarray) -> fl
 
     A rigid move is largest at a corner of the box.
     """
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(axis=0), idx.max(axis=0)
-    corners = np.array(
-        [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
-    )
+    ends = [(axis.start, axis.stop - 1) for axis in bounding_box(mask)]
+    corners = np.array(list(itertools.product(*ends)))
     world = volume.voxel_to_world(corners)
     moved = world @ matrix[:3, :3].T + matrix[:3, 3]
     return float(np.linalg.norm(moved - world, axis=1).max())

@@ -22,7 +22,8 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
+from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
+from graftimg.spacing import validated_spacing
 
 __all__ = ["body_mask", "within_distance"]
 
@@ -66,12 +67,7 @@ def _check_image(
             f"expected a 3D image, got shape {image.shape}",
             hint="pass one volume (index 4D series first)",
         )
-    spacing_t = tuple(float(s) for s in np.ravel(spacing))
-    if len(spacing_t) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing_t):
-        raise SpacingError(
-            f"spacing must be 3 positive finite voxel sizes in mm, got {tuple(spacing)}",
-            hint="take it from the volume's header (Volume.spacing)",
-        )
+    spacing_t = validated_spacing(spacing)
     if not np.all(np.isfinite(image)):
         raise NonFiniteDataError(
             "image holds NaN or infinite values", hint="replace them (e.g. np.nan_to_num) first"

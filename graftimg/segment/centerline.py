@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graftimg.errors import DimensionError, SegmentationError
-from graftimg.measure.volume import _validated_spacing
+from graftimg.spacing import validated_spacing
 
 __all__ = ["Centerline", "fit_centerline"]
 
@@ -262,7 +262,7 @@ def fit_centerline(cord_mask, *, spacing, smoothing: float | None = None) -> Cen
             f"cord_mask must be a 3D (X, Y, Z) array, got shape {mask.shape}",
             hint="pass a single 3D volume",
         )
-    sx, sy, sz = spacing = _validated_spacing(spacing)
+    sx, sy, sz = spacing = validated_spacing(spacing)
     if smoothing is not None and (not np.isfinite(smoothing) or smoothing < 0):
         raise ValueError(f"smoothing must be a finite wavelength ≥ 0 in mm, got {smoothing!r}")
 

@@ -59,7 +59,6 @@ from graftimg.errors import (
     DimensionError,
     NonFiniteDataError,
     SegmentationError,
-    SpacingError,
 )
 from graftimg.segment.contrast import (
     CONTRAST_MODELS,
@@ -71,6 +70,7 @@ from graftimg.segment.cord_bends import BendFill, fill_bends
 from graftimg.segment.cord_locate import locate_cord
 from graftimg.segment.cord_priors import CordPrior, cord_prior
 from graftimg.segment.cord_slices import SliceContours, fit_ellipses, rasterize, trace_slices
+from graftimg.spacing import validated_spacing
 
 __all__ = [
     "BENDS",
@@ -186,12 +186,7 @@ def _check_inputs(
         raise NonFiniteDataError(
             "image holds NaN or infinite values", hint="replace them before segmenting"
         )
-    try:
-        sp = tuple(float(s) for s in spacing)
-    except TypeError as exc:
-        raise SpacingError(f"spacing must be 3 numbers in mm, got {spacing!r}") from exc
-    if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
-        raise SpacingError(f"spacing must be 3 positive finite numbers in mm, got {spacing!r}")
+    sp = validated_spacing(spacing)
     if min(array.shape[:2]) < 5 or array.shape[2] < 1:
         raise SegmentationError(
             f"image of shape {array.shape} is too small to hold a cord cross-section"

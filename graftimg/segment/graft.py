@@ -72,20 +72,17 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import ConfigError, SegmentationError
+from graftimg.morphology import cross as _cross
+from graftimg.morphology import fill_holes_per_slice as _fill_holes_per_slice
+from graftimg.morphology import inplane_dilate as _inplane_dilate
+from graftimg.morphology import inplane_erode as _inplane_erode
+from graftimg.segment.cord_background import along_cord_background
 from graftimg.segment.graft_components import GraftComponent, detect_components
 from graftimg.segment.graft_reference import graft_free_reference, reference_sigma
 from graftimg.segment.injection import center_on_site, injection_window
-from graftimg.segment.reference import (
-    ReferenceStats,
-    _check_inputs,
-    _check_spacing,
-    _cross,
-    _fill_holes_per_slice,
-    _fine_axes,
-    _inplane_dilate,
-    _inplane_erode,
-    csf_stats,
-)
+from graftimg.segment.reference import ReferenceStats, _check_inputs, csf_stats
+from graftimg.spacing import fine_axes as _fine_axes
+from graftimg.spacing import validated_spacing as _check_spacing
 
 __all__ = [
     "GraftComponent",
@@ -1055,10 +1052,8 @@ def _local_background(
     Grey matter, white matter and CSF differ by tens of per cent on T2*w: half contrast
     against the cord median would put a void's edge too far out in white matter and not far
     enough in grey matter. The cord beyond the lesion, shifted along the centerline, says what
-    each voxel would be (:func:`graftimg.measure.graft.along_cord_background`).
+    each voxel would be (:func:`graftimg.segment.cord_background.along_cord_background`).
     """
-    from graftimg.measure.graft import along_cord_background
-
     background = np.full(data.shape, float(mu))
     if not lesion.any():
         return background

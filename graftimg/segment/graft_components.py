@@ -19,12 +19,10 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.arrays import bounding_box
-from graftimg.segment.reference import (
-    _cross,
-    _fill_holes_per_slice,
-    _fine_axes,
-    _inplane_dilate,
-)
+from graftimg.morphology import cross as _cross
+from graftimg.morphology import fill_holes_per_slice as _fill_holes_per_slice
+from graftimg.morphology import inplane_dilate as _inplane_dilate
+from graftimg.spacing import fine_axes as _fine_axes
 
 __all__ = ["GraftComponent", "detect_components", "open_small_safe"]
 

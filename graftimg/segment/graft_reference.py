@@ -42,11 +42,11 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
+from graftimg.morphology import inplane_dilate as _inplane_dilate
 from graftimg.segment.graft_components import detect_components
 from graftimg.segment.reference import (
     REFERENCE_MIN_SLICES,
     ReferenceStats,
-    _inplane_dilate,
     reference_stats,
     robust_stats,
 )

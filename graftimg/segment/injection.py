@@ -19,14 +19,11 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import ConfigError, SegmentationError
-from graftimg.segment.reference import (
-    _check_inputs,
-    _check_spacing,
-    _inplane_dilate,
-    _inplane_erode,
-    _open_fine,
-    robust_stats,
-)
+from graftimg.morphology import inplane_dilate as _inplane_dilate
+from graftimg.morphology import inplane_erode as _inplane_erode
+from graftimg.morphology import open_fine as _open_fine
+from graftimg.segment.reference import _check_inputs, robust_stats
+from graftimg.spacing import validated_spacing as _check_spacing
 
 __all__ = ["center_on_site", "injection_window", "propose_injection_site"]
 

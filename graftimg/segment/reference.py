@@ -10,7 +10,7 @@ Small reference regions are not an error: the region is widened step by step (se
 :func:`reference_stats`) and the result carries the flag ``reference_too_small``.
 
 The in-plane morphology used by the whole ``segment`` graft stage (dilation, erosion and opening
-that never cross thick slices) lives here too, because this is the lowest module of the stage.
+that never cross thick slices) is :mod:`graftimg.morphology`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
+from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
+from graftimg.morphology import inplane_distance_mm as _inplane_distance_mm
+from graftimg.morphology import inplane_erode as _inplane_erode
+from graftimg.spacing import validated_spacing as _check_spacing
 
 __all__ = [
     "MAD_TO_SIGMA",
@@ -44,10 +45,6 @@ MAD_TO_SIGMA = 1.4826
 #: Quantile of the one-sided spreads and its standard normal value.
 _TAIL_QUANTILE = 0.975
 _TAIL_Z = 1.959963984540054
-
-
-#: Axes whose spacing is within this factor of the finest spacing count as "fine" (in-plane).
-_FINE_AXIS_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -480,92 +477,3 @@ def _check_inputs(
             f"s_mm must have one value per axial slice, shape ({image.shape[2]},), got {s.shape}"
         )
     return image, cord.astype(bool, copy=False), s
-
-
-def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
-    """Validate a 3-vector of positive finite voxel sizes in mm."""
-    values = tuple(float(v) for v in np.ravel(np.asarray(spacing, dtype=np.float64)))
-    if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
-        raise SpacingError(f"spacing must be three positive finite sizes in mm, got {spacing!r}")
-    return values  # type: ignore[return-value]
-
-
-def _fine_axes(spacing: Sequence[float]) -> tuple[int, ...]:
-    """Axes whose voxel size is within 1.5× the finest: the "in-plane" axes of the data."""
-    finest = min(spacing)
-    return tuple(a for a in range(3) if spacing[a] <= _FINE_AXIS_RATIO * finest)
-
-
-def _inplane_axes(spacing: Sequence[float]) -> tuple[int, ...]:
-    """Axial-plane axes (0, 1) that are not thick-slice axes; (0, 1) if both are thick."""
-    axes = tuple(a for a in (0, 1) if a in _fine_axes(spacing))
-    return axes or (0, 1)
-
-
-def _cross(axes: Sequence[int]) -> np.ndarray:
-    """3×3×3 structuring element: the centre and its face neighbours along ``axes``."""
-    footprint = np.zeros((3, 3, 3), dtype=bool)
-    footprint[1, 1, 1] = True
-    for a in axes:
-        index = [1, 1, 1]
-        for offset in (0, 2):
-            index[a] = offset
-            footprint[tuple(index)] = True
-    return footprint
-
-
-def _inplane_dilate(mask: np.ndarray, voxels: int, spacing: Sequence[float]) -> np.ndarray:
-    """Dilate by ``voxels`` face steps in the axial plane (never through thick slices)."""
-    if voxels <= 0:
-        return mask.copy()
-    return ndimage.binary_dilation(mask, _cross(_inplane_axes(spacing)), iterations=voxels)
-
-
-def _inplane_erode(mask: np.ndarray, voxels: int, spacing: Sequence[float]) -> np.ndarray:
-    """Erode by ``voxels`` face steps in the axial plane; the image border counts as outside."""
-    if voxels <= 0:
-        return mask.copy()
-    return ndimage.binary_erosion(mask, _cross(_inplane_axes(spacing)), iterations=voxels)
-
-
-def _open_fine(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """Opening with a one-voxel cross over the fine axes, then one conditional dilation step.
-
-    Isotropic data: a 3D cross (6-neighbourhood). Thick slices: a 2D cross in the plane of the
-    fine axes, so structures one slice thick survive. A plain opening also strips the corner
-    voxels of a digital sphere's staircase surface (29 % of a sphere of radius 3 voxels); one
-    step of dilation with the same cross, inside the original mask, puts them back. What stays
-    removed: isolated voxels and threads one voxel wide that touch no core. Both steps are
-    increasing, so a larger input never gives a smaller output.
-    """
-    footprint = _cross(_fine_axes(spacing))
-    out = np.zeros(mask.shape, dtype=bool)
-    # Both steps reach one voxel: on the mask's box grown by two, the result is the same.
-    box = bounding_box(mask, 2)
-    if box is None:
-        return out
-    sub = mask[box]
-    out[box] = ndimage.binary_dilation(ndimage.binary_opening(sub, footprint), footprint) & sub
-    return out
-
-
-def _fill_holes_per_slice(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """Fill holes slice by slice: across the thick axis if anisotropic, else axial (axis 2)."""
-    fine = _fine_axes(spacing)
-    slice_axis = 2 if len(fine) == 3 else int(np.argmax(spacing))
-    plane = tuple(a for a in range(3) if a != slice_axis)
-    return ndimage.binary_fill_holes(mask, structure=_cross(plane))
-
-
-def _inplane_distance_mm(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """In-plane (axial) Euclidean distance in mm from each voxel to ``mask`` in its own slice.
-
-    Voxels in slices without any mask voxel get ``inf``.
-    """
-    out = np.full(mask.shape, np.inf)
-    present = mask.any(axis=(0, 1))
-    for z in np.flatnonzero(present):
-        out[..., z] = ndimage.distance_transform_edt(
-            ~mask[..., z], sampling=(spacing[0], spacing[1])
-        )
-    return out
