@@ -134,9 +134,9 @@ def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[st
         "lesion_metrics": None,
         "components": [],
     }
-    if mode == "iron":
-        out["echo_time_s"] = volume.metadata.get("EchoTime")
-        out["field_strength_T"] = volume.metadata.get("MagneticFieldStrength")
+    # Both modes record the protocol: the survival analysis compares it between sessions.
+    out["echo_time_s"] = volume.metadata.get("EchoTime")
+    out["field_strength_T"] = volume.metadata.get("MagneticFieldStrength")
     return out
 
 
