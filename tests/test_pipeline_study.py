@@ -44,9 +44,9 @@ def test_participant_level_writes_bids_derivatives(derivatives, truth):
     for ses in ("01", "02"):
         anat = derivatives / "sub-01" / f"ses-{ses}" / "anat"
         prefix = f"sub-01_ses-{ses}_space-orig"
-        assert (anat / f"{prefix}_label-graft_mask.nii.gz").is_file()
-        assert (anat / f"{prefix}_label-cord_mask.nii.gz").is_file()
-        result = json.loads((anat / f"{prefix}_graft.json").read_text())
+        assert (anat / f"{prefix}_label-graft_desc-T2starw_mask.nii.gz").is_file()
+        assert (anat / f"{prefix}_label-cord_desc-T2starw_mask.nii.gz").is_file()
+        result = json.loads((anat / f"{prefix}_desc-T2starw_graft.json").read_text())
         assert result["mode"] == "iron"
         assert result["cord"]["source"] == "companion"
         assert result["echo_time_s"] == pytest.approx(float(truth[f"ses-{ses}"]["echo_time_s"]))
@@ -57,7 +57,10 @@ def test_participant_level_writes_bids_derivatives(derivatives, truth):
         assert result["provenance"]["inputs"]["image"]["sha256"]
     first, second = (
         json.loads(
-            (derivatives / f"sub-01/ses-{s}/anat/sub-01_ses-{s}_space-orig_graft.json").read_text()
+            (
+                derivatives
+                / f"sub-01/ses-{s}/anat/sub-01_ses-{s}_space-orig_desc-T2starw_graft.json"
+            ).read_text()
         )
         for s in ("01", "02")
     )
@@ -75,8 +78,8 @@ def test_rerun_skips_finished_sessions(study, derivatives, capsys):
     assert {p: p.stat().st_mtime_ns for p in derivatives.rglob("*.nii.gz")} == before
 
 
-def test_group_level_table(derivatives):
-    assert main(["run", "unused", str(derivatives), "group"]) == 0
+def test_group_level_table(study, derivatives):
+    assert main(["run", str(study), str(derivatives), "group"]) == 0
     with open(derivatives / "graft_volumes.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [r["session_id"] for r in rows] == ["ses-01", "ses-02"]
@@ -103,18 +106,18 @@ def test_unmeasured_graft_is_null_with_its_reason_never_zero(study, tmp_path, mo
         captured.err.split()
     )
     anat = out / "sub-01/ses-01/anat"
-    result = json.loads((anat / "sub-01_ses-01_space-orig_graft.json").read_text())
+    result = json.loads((anat / "sub-01_ses-01_space-orig_desc-T2starw_graft.json").read_text())
     for key in NULL_VOLUME_KEYS:
         assert result[key] is None, key
     assert result["graft_volume_null_reason"] == reason
     assert "reference_unreliable" in result["flags"]
     assert result["cord_volume_mm3"] > 0
-    graft = nib.load(anat / "sub-01_ses-01_space-orig_label-graft_mask.nii.gz")
+    graft = nib.load(anat / "sub-01_ses-01_space-orig_label-graft_desc-T2starw_mask.nii.gz")
     assert not np.asanyarray(graft.dataobj).any()
-    cord = nib.load(anat / "sub-01_ses-01_space-orig_label-cord_mask.nii.gz")
+    cord = nib.load(anat / "sub-01_ses-01_space-orig_label-cord_desc-T2starw_mask.nii.gz")
     assert np.asanyarray(cord.dataobj).any()
 
-    assert main(["run", "unused", str(out), "group"]) == 0
+    assert main(["run", str(study), str(out), "group"]) == 0
     with open(out / "graft_volumes.tsv") as handle:
         (row,) = list(csv.DictReader(handle, delimiter="\t"))
     for key in (k for k in NULL_VOLUME_KEYS if k != "graft_n_voxels"):
@@ -125,8 +128,8 @@ def test_unmeasured_graft_is_null_with_its_reason_never_zero(study, tmp_path, mo
     assert "graft_volume_null_reason" in sidecar
 
 
-def test_group_table_says_n_a_only_for_unmeasured(derivatives):
-    assert main(["run", "unused", str(derivatives), "group"]) == 0
+def test_group_table_says_n_a_only_for_unmeasured(study, derivatives):
+    assert main(["run", str(study), str(derivatives), "group"]) == 0
     with open(derivatives / "graft_volumes.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     for row in rows:
@@ -145,12 +148,14 @@ def test_a_broken_session_fails_alone(study, tmp_path, capsys):
     assert main(["run", str(broken), str(out), "participant", "--session-label", "02"]) == 1
     captured = capsys.readouterr()
     assert "failed sub-01_ses-02" in captured.err and "Traceback" not in captured.err
-    assert not (out / "sub-01" / "ses-02").exists()
+    # No mask of the failed session, only the record of its failure.
+    anat = out / "sub-01" / "ses-02" / "anat"
+    assert sorted(p.name for p in anat.iterdir()) == ["sub-01_ses-02_failed.json"]
 
 
 def test_output_inside_input_is_refused(study, capsys):
     assert main(["run", str(study), str(study), "participant"]) == 1
-    assert "output folder is the input" in capsys.readouterr().err
+    assert "output folder is the input dataset" in capsys.readouterr().err
 
 
 def test_hostile_participant_label(study, tmp_path, capsys):

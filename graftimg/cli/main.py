@@ -3,8 +3,9 @@
 Every sub-command is a thin shell over library functions. ``main(argv)`` returns the exit code
 so tests call it in-process; :func:`run` is the console-script entry point.
 
-Exit codes: 0 success, 1 a graftimg error (bad input, failed step), 2 a usage error,
-3 an unexpected internal error, 130 interrupted.
+Exit codes: 0 success, 1 a graftimg error (bad input, failed step, a file that cannot be read
+or written, out of memory), 2 a usage error, 3 an unexpected internal error, 130 interrupted.
+Messages go to stderr on one line each, never wrapped, so paths stay whole.
 """
 
 from __future__ import annotations
@@ -155,6 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graftimg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print(
+            "graftimg: error: out of memory — free memory, or run on a larger machine; a small "
+            "file that needs much memory may be corrupt",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(
+            f"graftimg: error: {where}{err.strerror or err} — check that the file is readable "
+            "and the output folder writable",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except Exception as err:
         if getattr(args, "debug", False):
             raise

@@ -1,10 +1,17 @@
-"""Crash-safe file writes: a temporary file in the same folder, fsync, then rename."""
+"""Crash-safe file writes: a temporary file in the same folder, fsync, then rename.
+
+Temporaries are hidden and carry the writing process's id (``.graftimg-tmp-<pid>-…``), so a
+later run can tell the leftovers of a killed process from the files of a live one and remove
+them (:func:`clean_temporaries`). :func:`exclusive_lock` lets two processes share one output
+folder without doing the same work twice.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +19,37 @@ from typing import Any
 
 from graftimg.errors import OutputError
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "LOCK_PREFIX",
+    "TEMP_PREFIX",
+    "atomic_path",
+    "clean_temporaries",
+    "exclusive_lock",
+    "fsync_folder",
+    "temporary_folder",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+#: Name start of every temporary file or folder graftimg writes (then the writer's pid).
+TEMP_PREFIX = ".graftimg-tmp-"
+#: Name start of lock files (:func:`exclusive_lock`).
+LOCK_PREFIX = ".graftimg-lock-"
+
+
+def _temp_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-"
+
+
+def _cannot_write(err: OSError, path: Path) -> OutputError:
+    """An OSError while writing ``path`` as one line naming the final file, not a temporary."""
+    reason = err.strerror or type(err).__name__
+    return OutputError(
+        f"cannot write ({reason})",
+        path=path,
+        hint="check that the folder is writable and the disk has space, or choose another",
+    )
 
 
 @contextlib.contextmanager
@@ -47,27 +84,154 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         )
     if suffix is None:
         suffix = "".join(final.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=suffix, dir=folder)
+    except OSError as err:
+        raise _cannot_write(err, final) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb+") as handle:
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
+        try:
+            yield tmp
+        except OSError as err:
+            if err.filename is not None and Path(err.filename) == tmp:
+                raise _cannot_write(err, final) from None
+            raise
+        try:
+            # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            with open(tmp, "rb+") as handle:
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        except OSError as err:
+            raise _cannot_write(err, final) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
-def _fsync_folder(folder: Path) -> None:
+@contextlib.contextmanager
+def temporary_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """A hidden temporary folder inside ``folder``, removed with its content afterwards.
+
+    Files are written there and moved into place with :func:`os.replace` (same file system).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(), dir=folder))
+    except OSError as err:
+        raise OutputError(
+            f"cannot create a folder here ({err.strerror})",
+            path=folder,
+            hint="check that the folder is writable, or choose another",
+        ) from None
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def clean_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove what killed graftimg processes left in ``folder`` (recursively); return it.
+
+    Temporaries of a process still running (another run sharing the folder) are kept, and so
+    are locks still held.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / ".graftimg-tmp-999999999-x.nii.gz").write_bytes(b"half")
+    >>> [p.name for p in clean_temporaries(d)]
+    ['.graftimg-tmp-999999999-x.nii.gz']
+    """
+    removed = []
+    for path in sorted(Path(folder).rglob(".graftimg-*")):
+        if path.name.startswith(TEMP_PREFIX):
+            pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+            if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed.append(path)
+        elif path.name.startswith(LOCK_PREFIX) and path.is_file():
+            with exclusive_lock(path) as held:
+                if held:  # nobody holds it: a killed run's lock file (removed on release)
+                    removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
+    """Try to take an exclusive lock on ``path`` without waiting; yield whether it was taken.
+
+    The lock is an ``fcntl.flock`` on the file, so the kernel releases it when the process
+    dies (even by SIGKILL); the file is removed on release. Where ``fcntl`` does not exist
+    (Windows) the lock is always granted.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield True
+        return
+    path = Path(path)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise _cannot_write(err, path) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            fd = -1
+        if fd < 0:
+            yield False
+            return
+        # The holder before us may have removed the file after we opened it: then our lock
+        # is on a deleted file and means nothing; take it again on the current one.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (renames into it) to disk, where the system allows it."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

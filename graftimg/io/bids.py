@@ -15,11 +15,12 @@ import datetime as dt
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from graftimg.errors import BIDSError, LabelError, MetadataError
+from graftimg.errors import BIDSError, GraftimgWarning, LabelError, MetadataError
 
 __all__ = [
     "GRAFT_MODES",
@@ -28,6 +29,7 @@ __all__ = [
     "SessionInfo",
     "Study",
     "SubjectInfo",
+    "check_output_folder",
     "discover_study",
     "parse_entities",
     "read_tsv",
@@ -183,6 +185,10 @@ class SessionInfo:
     days_since_injection: float | None
     images: tuple[ImageFile, ...]
     flags: tuple[str, ...] = ()
+    #: The session's row of ``sub-<label>_sessions.tsv`` (empty when it has none).
+    row: tuple[tuple[str, str], ...] = ()
+    #: Why the session cannot be analysed (e.g. its folder is unreadable), or None.
+    error: str | None = None
 
     def find(self, *suffixes: str) -> list[ImageFile]:
         """Images whose suffix is one of ``suffixes`` (case-insensitive), in name order."""
@@ -200,6 +206,8 @@ class SubjectInfo:
     injection: Injection
     participant: tuple[tuple[str, str], ...] = ()
     flags: tuple[str, ...] = ()
+    #: Why the subject cannot be analysed (e.g. its folder is unreadable), or None.
+    error: str | None = None
 
     def session(self, label: str | None) -> SessionInfo:
         """The session with ``label``."""
@@ -357,6 +365,28 @@ def _injection(row: dict[str, str], path: Path, label: str) -> tuple[Injection, 
     return Injection(date, site, session, cells), mode  # type: ignore[arg-type]
 
 
+def _bids_folders(folder: Path, prefix: str) -> dict[str, Path]:
+    """Sub-folders named ``<prefix>-<label>`` by label; other names are skipped with a warning.
+
+    A folder such as ``sub-01_old`` is no BIDS entity: it is left alone (one warning line), so
+    one stray folder never makes the whole study unusable.
+    """
+    kind = "subject" if prefix == "sub" else "session"
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if not (path.name.startswith(f"{prefix}-") and path.is_dir()):
+            continue
+        try:
+            found[validate_label(path.name, kind)] = path
+        except LabelError:
+            warnings.warn(
+                f"{path}: skipped, not a BIDS {kind} folder ({prefix}-<letters and digits>)",
+                GraftimgWarning,
+                stacklevel=2,
+            )
+    return found
+
+
 def _images(folder: Path, subject: str, session: str | None) -> tuple[ImageFile, ...]:
     anat = folder / "anat"
     if not anat.is_dir():
@@ -377,6 +407,16 @@ def _images(folder: Path, subject: str, session: str | None) -> tuple[ImageFile,
             )
         found.append(ImageFile(path, subject, session, suffix, tuple(entities.items())))
     return tuple(found)
+
+
+def _readable_images(
+    folder: Path, subject: str, session: str | None
+) -> tuple[tuple[ImageFile, ...], str | None]:
+    """:func:`_images`, with an unreadable folder as a reason instead of an exception."""
+    try:
+        return _images(folder, subject, session), None
+    except OSError as err:
+        return (), f"{err.filename or folder}: cannot read the folder ({err.strerror})"
 
 
 def _sessions_table(sub_dir: Path, label: str) -> dict[str, dict[str, str]] | None:
@@ -412,20 +452,21 @@ def _subject(
     if injection.site_mm is None:
         flags.append("injection_site_missing")
 
-    ses_dirs = sorted(p for p in sub_dir.iterdir() if p.is_dir() and p.name.startswith("ses-"))
+    ses_dirs = sorted(_bids_folders(sub_dir, "ses").items())
     table = _sessions_table(sub_dir, label)
     tsv_path = sub_dir / f"sub-{label}_sessions.tsv"
     if table is None and ses_dirs:
         flags.append("sessions_tsv_missing")
     sessions: list[SessionInfo] = []
     if not ses_dirs:
-        images = _images(sub_dir, label, None)
-        if images:
+        images, error = _readable_images(sub_dir, label, None)
+        if images or error:
             flags.append("no_session_folders")
-            sessions.append(SessionInfo(label, None, None, None, images, ("acq_time_missing",)))
+            sessions.append(
+                SessionInfo(label, None, None, None, images, ("acq_time_missing",), error=error)
+            )
     on_disk = set()
-    for ses_dir in ses_dirs:
-        ses = validate_label(ses_dir.name, "session")
+    for ses, ses_dir in ses_dirs:
         on_disk.add(ses)
         if sessions_wanted is not None and ses not in sessions_wanted:
             continue
@@ -441,10 +482,13 @@ def _subject(
             days = round(delta.total_seconds() / 86400.0, 6)
             if days < 0:
                 ses_flags.append("before_injection")
-        images = _images(ses_dir, label, ses)
-        if not images:
+        images, error = _readable_images(ses_dir, label, ses)
+        if not images and error is None:
             ses_flags.append("no_images")
-        sessions.append(SessionInfo(label, ses, acq_time, days, images, tuple(ses_flags)))
+        ses_row = tuple(table[ses].items()) if table is not None and ses in table else ()
+        sessions.append(
+            SessionInfo(label, ses, acq_time, days, images, tuple(ses_flags), ses_row, error)
+        )
     if table is not None:
         for ses in sorted(set(table) - on_disk):
             flags.append(f"session_missing_on_disk:{ses}")
@@ -517,10 +561,7 @@ def discover_study(
     else:
         flags.append("dataset_description_missing")
     participants = _participants(root)
-    sub_dirs = {}
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and p.name.startswith("sub-"):
-            sub_dirs[validate_label(p.name)] = p
+    sub_dirs = _bids_folders(root, "sub")
     if not sub_dirs:
         raise BIDSError(
             "no sub-* folders: this is not a BIDS dataset", path=root, hint="check the path"
@@ -539,9 +580,112 @@ def discover_study(
     ses_wanted = None
     if session_labels:
         ses_wanted = {validate_label(s, "session") for s in session_labels}
-    subjects = tuple(
-        _subject(root, sub_dirs[label], label, participants.get(label), ses_wanted)
-        for label in sorted(sub_dirs)
-        if wanted is None or label in wanted
-    )
-    return Study(root=root, name=str(name), subjects=subjects, flags=tuple(flags))
+    subjects = []
+    for label in sorted(sub_dirs):
+        if wanted is not None and label not in wanted:
+            continue
+        try:
+            subject = _subject(root, sub_dirs[label], label, participants.get(label), ses_wanted)
+        except OSError as err:
+            # One unreadable subject folder leaves the others usable.
+            reason = f"{err.filename or sub_dirs[label]}: cannot read ({err.strerror})"
+            subject = SubjectInfo(label, (), None, Injection(), error=reason)
+        subjects.append(subject)
+    return Study(root=root, name=str(name), subjects=tuple(subjects), flags=tuple(flags))
+
+
+def _dataset_type(folder: Path) -> str | None:
+    """``DatasetType`` of the dataset rooted at ``folder`` (``raw`` when unsaid), or None."""
+    desc = folder / "dataset_description.json"
+    if not desc.is_file():
+        return None
+    import json
+
+    try:
+        data = json.loads(desc.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "raw"
+    kind = data.get("DatasetType", "raw") if isinstance(data, dict) else "raw"
+    return str(kind).lower()
+
+
+def check_output_folder(bids_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder where derivatives would mix with raw data.
+
+    Refused: the input dataset itself or any folder inside it except under its
+    ``derivatives/``; a folder that holds a raw BIDS dataset, or lies inside one (outside its
+    ``derivatives/``). Another tool's derivatives are refused too, so they are never mixed.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder and where to write instead.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> check_output_folder(root / "raw", root / "raw" / "derivatives" / "graftimg")
+    >>> check_output_folder(root / "raw", root / "raw" / "sub-01" / "out")
+    Traceback (most recent call last):
+    ...
+    graftimg.errors.OutputError: ...: the output folder is inside the input dataset — ...
+    """
+    from graftimg.errors import OutputError
+
+    source = Path(bids_dir).resolve()
+    out = Path(out_dir).resolve()
+    hint = f"write derivatives to {source / 'derivatives' / 'graftimg'} or a folder outside it"
+    if out == source:
+        raise OutputError("the output folder is the input dataset", path=out_dir, hint=hint)
+    if out.is_relative_to(source):
+        if out.relative_to(source).parts[0] != "derivatives":
+            raise OutputError(
+                "the output folder is inside the input dataset", path=out_dir, hint=hint
+            )
+        if len(out.relative_to(source).parts) == 1:
+            raise OutputError(
+                "the output folder is the input's derivatives/ folder itself",
+                path=out_dir,
+                hint=hint,
+            )
+    # The folder itself, then each parent up to the first derivatives/ folder.
+    for folder in (out, *out.parents):
+        kind = _dataset_type(folder)
+        if kind is not None and kind != "derivative":
+            where = "holds" if folder == out else "is inside"
+            raise OutputError(
+                f"the output folder {where} a raw BIDS dataset ({folder})",
+                path=out_dir,
+                hint="give a new folder, or one under that dataset's derivatives/",
+            )
+        if kind == "derivative" and folder == out:
+            _refuse_foreign_derivatives(out, out_dir)
+        if folder.name == "derivatives" or kind == "derivative":
+            break
+    if out.is_dir() and _dataset_type(out) is None:  # noqa: SIM102
+        if any(p.name.startswith("sub-") for p in out.iterdir()):
+            raise OutputError(
+                "the output folder holds sub-* folders but no dataset_description.json: it "
+                "looks like a BIDS dataset, not graftimg derivatives",
+                path=out_dir,
+                hint="give a new or empty folder",
+            )
+
+
+def _refuse_foreign_derivatives(out: Path, shown: str | os.PathLike) -> None:
+    import json
+
+    from graftimg.errors import OutputError
+
+    try:
+        data = json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))
+        names = {g.get("Name") for g in data.get("GeneratedBy", []) if isinstance(g, dict)}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        names = set()
+    if names and "graftimg" not in names:
+        raise OutputError(
+            f"the output folder holds derivatives of another tool ({', '.join(sorted(names))})",
+            path=shown,
+            hint="give a new folder for graftimg's derivatives",
+        )

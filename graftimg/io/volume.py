@@ -642,7 +642,8 @@ def load_volume(
 
     try:
         proxy = img.dataobj
-        raw = np.asanyarray(proxy[index] if index is not None else proxy)
+        # The index tuple selects along the axes after the three spatial ones.
+        raw = np.asanyarray(proxy[(slice(None),) * 3 + index] if index is not None else proxy)
     except (EOFError, OSError, ValueError, zlib.error) as err:
         raise ImageFormatError(
             f"voxel data cannot be read ({type(err).__name__}: {err}); the file is truncated "

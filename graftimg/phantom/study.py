@@ -32,7 +32,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -493,6 +493,7 @@ def write_study(
     snr: float | None = None,
     spec: PhantomSpec | Mapping[str, PhantomSpec] | None = None,
     overwrite: bool = False,
+    on_session: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a longitudinal BIDS phantom study with its ground truth; return its path.
 
@@ -516,6 +517,8 @@ def write_study(
         base spec per mode (``{'t2': ..., 'iron': ...}``); missing modes use the defaults.
     overwrite : bool
         Replace an existing, non-empty ``out_dir`` if it holds a study written by this function.
+    on_session : callable, optional
+        Called with ``sub-X_ses-Y`` after each session is written (progress).
 
     Returns
     -------
@@ -551,11 +554,17 @@ def write_study(
     base_specs = _resolve_specs(n_subjects, mode, scale, snr, spec)
     out_dir = Path(out_dir)
     with _staged_folder(out_dir, overwrite) as root:
-        _write_all(root, base_specs, n_sessions, int(seed))
+        _write_all(root, base_specs, n_sessions, int(seed), on_session)
     return out_dir
 
 
-def _write_all(root: Path, base_specs: list[PhantomSpec], n_sessions: int, seed: int) -> None:
+def _write_all(
+    root: Path,
+    base_specs: list[PhantomSpec],
+    n_sessions: int,
+    seed: int,
+    on_session: Callable[[str], None] | None = None,
+) -> None:
     generated_by = [
         {
             "Name": GENERATOR_NAME,
@@ -660,6 +669,8 @@ def _write_all(root: Path, base_specs: list[PhantomSpec], n_sessions: int, seed:
                     {k: v for k, v in dataclasses.asdict(phantom.truth).items() if k != "motion"}
                 ),
             }
+            if on_session is not None:
+                on_session(stem)
         write_text_atomic(
             root / participant / f"{participant}_sessions.tsv",
             _tsv(["session_id", "acq_time"], sessions),

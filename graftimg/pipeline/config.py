@@ -25,6 +25,7 @@ __all__ = [
     "KNOT_SPACING_DEFAULTS",
     "SHRINK_DEFAULTS",
     "CordConfig",
+    "LoadConfig",
     "PipelineConfig",
     "PreprocessConfig",
     "load_config",
@@ -88,6 +89,26 @@ class CordConfig(_Strict):
     )
 
 
+class LoadConfig(_Strict):
+    """How images are read (the loader choices, per study; ``graftimg run`` takes them here)."""
+
+    affine_from: Literal["header", "sform", "qform"] = Field(
+        "header",
+        description="which header transform to trust; header refuses an image whose qform and "
+        "sform disagree",
+    )
+    volume_index: int | None = Field(
+        None, ge=0, description="volume of a 4D series to use (0-based); null refuses 4D images"
+    )
+    nonfinite: Literal["raise", "zero"] = Field(
+        "raise", description="NaN/Inf voxels: refuse the image (raise) or set them to 0 (zero)"
+    )
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`graftimg.io.volume.load_volume`."""
+        return self.model_dump()
+
+
 class PipelineConfig(_Strict):
     """Everything one session's analysis depends on.
 
@@ -101,6 +122,7 @@ class PipelineConfig(_Strict):
     scale: Literal["auto", "human", "rodent"] = Field(
         "auto", description="size priors; auto: rodent when the in-plane voxel is < 0.25 mm"
     )
+    load: LoadConfig = LoadConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     cord: CordConfig = CordConfig()
     graft: dict[str, Any] = Field(

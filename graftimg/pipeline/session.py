@@ -494,6 +494,7 @@ def run_session(
     extra: dict[str, Any] | None = None,
     study_params_hash: str | None = None,
     qc: bool = False,
+    paths: dict[str, Path] | None = None,
     **options: Any,
 ) -> SessionResult:
     """Segment one image file and write masks and ``OUT_PREFIX_graft.json``.
@@ -519,6 +520,9 @@ def run_session(
         Also write ``OUT_PREFIX_qc.png`` (mask contours over the image; needs matplotlib).
     study_params_hash : str, optional
         Hash of the study configuration, recorded so that reruns can skip finished sessions.
+    paths : dict of str to Path, optional
+        Where to write each output (the keys of :func:`output_paths`); default the names
+        :func:`output_paths` gives ``out_prefix``.
     **options
         Passed to :func:`segment_volume` (injection site, cord routes).
 
@@ -536,7 +540,7 @@ def run_session(
         volume, mode=mode, config=config, load_options=companion_options, **options
     )
 
-    paths = output_paths(out_prefix)
+    paths = {**output_paths(out_prefix), **(paths or {})}
     folder = paths["json"].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
