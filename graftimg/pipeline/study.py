@@ -30,8 +30,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from graftimg._version import __version__
 from graftimg.errors import BIDSError, GraftimgError, MetadataError
 from graftimg.io.atomic import (
@@ -272,7 +270,7 @@ def _map_site(job: SessionJob, config: PipelineConfig) -> tuple[Any, list[str], 
         return job.site_mm, [], {"site_registration": "same session"}
 
     from graftimg.io.volume import load_volume
-    from graftimg.register.rigid import cord_metric_mask, register_rigid
+    from graftimg.register.session import register_session
     from graftimg.segment.contrast import contrast_from_name
     from graftimg.segment.cord import segment_cord
 
@@ -283,21 +281,11 @@ def _map_site(job: SessionJob, config: PipelineConfig) -> tuple[Any, list[str], 
     cord = segment_cord(
         fixed.data, spacing=fixed.spacing, contrast=contrast_from_name(reference), scale=scale
     )
-    radius = 40.0 if scale == "human" else 8.0
-    dilation = 5.0 if scale == "human" else 1.0
-    mask = cord_metric_mask(
-        cord.mask, fixed.affine, center_mm=job.site_mm, dilation_mm=dilation, radius_mm=radius
+    result = register_session(
+        fixed, moving, cord_mask=cord.mask, site_mm=job.site_mm, metric="correlation", scale=scale
     )
-    reg = register_rigid(
-        fixed.data,
-        fixed.affine,
-        moving.data,
-        moving.affine,
-        fixed_mask=mask,
-        center_mm=job.site_mm,
-        metric="correlation",
-    )
-    site = tuple(float(v) for v in reg.map_points(np.asarray(job.site_mm)))
+    reg = result.registration
+    site = result.site_in_moving_mm
     flags = ["site_from_registration"]
     if reg.flags:
         flags += [f"site_{f}" for f in reg.flags]
