@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from graftimg.arrays import bounding_box
 from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
 from graftimg.register.resample import _check_affine, resample_to_grid
 
@@ -261,15 +262,6 @@ def cord_metric_mask(
     return mask
 
 
-def _crop_to_mask(mask: np.ndarray, pad_vox: Sequence[int]) -> tuple[slice, ...]:
-    box = []
-    for axis, (p, n) in enumerate(zip(pad_vox, mask.shape, strict=True)):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        index = np.flatnonzero(mask.any(axis=others))
-        box.append(slice(max(0, int(index[0]) - p), min(n, int(index[-1]) + p + 1)))
-    return tuple(box)
-
-
 def _box_affine(affine: np.ndarray, box: Sequence[slice]) -> np.ndarray:
     """Affine of ``array[box]``: the same voxel size, its first voxel as origin."""
     offset = np.array([s.start for s in box], dtype=np.float64)
@@ -456,7 +448,7 @@ def register_rigid(
             raise SegmentationError("the registration mask is empty", hint="check the cord mask")
         pad_mm = 3.0 * max(smoothing_mm) + 2.0 * max(shrink_factors) * finest
         pad = [math.ceil(pad_mm / s) + 1 for s in fixed_spacing]
-        box = _crop_to_mask(fixed_mask, pad)
+        box = bounding_box(fixed_mask, pad)
     else:
         box = tuple(slice(0, n) for n in fixed.shape)
     box_affine = _box_affine(fixed_affine, box)
@@ -496,7 +488,7 @@ def register_rigid(
     if fixed_mask is not None and moving_margin_mm is not None:
         # The mask's own box (not the padded one) seen through the start, grown by the motion
         # allowed and the smoothing's reach: the moving image is smoothed but not shrunk.
-        mask_only = _crop_to_mask(fixed_mask, (0, 0, 0))
+        mask_only = bounding_box(fixed_mask)
         margin = float(moving_margin_mm) + 3.0 * max(smoothing_mm) + 2.0 * finest
         moving_box = _moving_box(
             _box_affine(fixed_affine, mask_only),
