@@ -78,8 +78,14 @@ def test_rerun_skips_finished_sessions(study, derivatives, capsys):
     assert {p: p.stat().st_mtime_ns for p in derivatives.rglob("*.nii.gz")} == before
 
 
-def test_group_level_table(study, derivatives):
+def test_group_level_table(study, derivatives, capsys):
     assert main(["run", str(study), str(derivatives), "group"]) == 0
+    # Issue 11: the group level also writes the survival reports and says where they are.
+    assert f"report: {derivatives / 'survival.html'}" in capsys.readouterr().out
+    survival = json.loads((derivatives / "sub-01" / "sub-01_survival.json").read_text())
+    assert survival["mode"] == "iron" and survival["n_sessions"] == 2
+    assert (derivatives / "sub-01" / "sub-01_survival.html").is_file()
+    assert (derivatives / "survival.tsv").is_file()
     with open(derivatives / "graft_volumes.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [r["session_id"] for r in rows] == ["ses-01", "ses-02"]

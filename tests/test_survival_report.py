@@ -190,3 +190,40 @@ def test_unreadable_result_writes_nothing(tmp_path, capsys):
         not (out / "survival.tsv").exists()
         and not (out / "sub-01" / "sub-01_survival.json").exists()
     )
+
+
+def test_failed_session_and_bids_raw_references(tmp_path):
+    # The derivatives layout of issue 10: sources as bids:raw: references resolved through
+    # DatasetLinks.raw, and a failed session leaving a *_failed.json record.
+    out = make_results(tmp_path, n_sessions=5)
+    (out / "dataset_description.json").write_text(
+        json.dumps({"SourceDatasets": [{"URL": "bids:raw:"}], "DatasetLinks": {"raw": "../bids"}})
+    )
+    for path in out.glob("sub-01/ses-*/anat/*_graft.json"):
+        data = json.loads(path.read_text())
+        data["source"] = "bids:raw:" + data["source"].removeprefix("elsewhere/")
+        path.write_text(json.dumps(data))
+    failed = next(out.glob("sub-01/ses-03/anat/*_graft.json"))
+    failed.unlink()
+    (failed.parent / "sub-01_ses-03_failed.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "reason": "image unreadable",
+                "subject": "01",
+                "session": "03",
+                "mode": "t2",
+                "days_since_injection": DAYS[2],
+                "params_hash": "abc123",
+            }
+        )
+    )
+    files = write_survival_reports(out)
+    data = json.loads(files.subject_json[0].read_text())
+    ses3 = data["sessions"][2]
+    assert ses3["graft_volume_mm3"] is None and not ses3["used_in_fit"]
+    assert ses3["graft_volume_null_reason"] == "analysis failed: image unreadable"
+    assert data["n_sessions"] == 5 and data["n_sessions_used"] == 3
+    html = files.subject_html[0].read_text()
+    assert len(_embedded_pngs(html)) == 2 + 4  # no overlay for the failed session
+    assert "not found" not in html and "analysis failed: image unreadable" in html

@@ -120,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
 
     console = stderr_console()
     if args.level == "group":
+        from graftimg.report.survival_report import write_survival_reports
+
         table = run_group(args.out_dir, args.bids_dir)
         print(f"wrote {table}")
+        reports = write_survival_reports(args.out_dir)
+        print(f"wrote {reports.cohort_tsv} and per subject sub-X/sub-X_survival.json/.html")
+        print(f"report: {reports.cohort_html}")
         return 0
     config = load_config(args.config)
     feedback = _Feedback(console)

@@ -81,7 +81,11 @@ class SessionResult:
     def param_hash(self) -> str | None:
         """Hash of the parameters the session was analysed with."""
         prov = self.data.get("provenance") or {}
-        return prov.get("study_params_hash") or prov.get("params_hash")
+        return (
+            prov.get("study_params_hash")
+            or prov.get("params_hash")
+            or self.data.get("params_hash")
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +98,24 @@ class ReportFiles:
     cohort_tsv: Path
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """In a hidden folder (a run's temporary files), relative to ``root``."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def load_session_results(out_dir: str | os.PathLike) -> list[SessionResult]:
-    """Every session result under ``out_dir``; an unreadable one is an error naming it."""
+    """Every session result under ``out_dir``; an unreadable one is an error naming it.
+
+    A session whose analysis failed (``*_failed.json``) is kept as a session without a volume,
+    its reason as ``graft_volume_null_reason``.
+    """
     out_dir = Path(out_dir)
-    files = sorted(out_dir.glob("sub-*/**/*_graft.json"))
+    files = sorted(
+        p
+        for kind in ("graft", "failed")
+        for p in out_dir.glob(f"sub-*/**/*_{kind}.json")
+        if not _hidden(p, out_dir)
+    )
     if not files:
         raise MetadataError(
             "no session results (*_graft.json) found",
@@ -116,6 +134,12 @@ def load_session_results(out_dir: str | os.PathLike) -> list[SessionResult]:
             raise MetadataError(
                 "session result has no 'subject'", path=path, hint="rerun that session"
             )
+        if data.get("status") == "failed":
+            data = {
+                **data,
+                "graft_volume_mm3": None,
+                "graft_volume_null_reason": f"analysis failed: {data.get('reason')}",
+            }
         results.append(SessionResult(path, data))
     return results
 
@@ -141,34 +165,48 @@ def _primary_mode(modes: dict[str, Timeline]) -> str:
     return max(modes, key=lambda m: (len(modes[m].points), m == "iron"))
 
 
-def _source_root(out_dir: Path) -> Path | None:
+def _source_roots(out_dir: Path) -> list[Path]:
+    """Folders the input dataset may be in, from ``dataset_description.json``."""
     try:
         desc = json.loads((out_dir / "dataset_description.json").read_text(encoding="utf-8"))
-        return Path(desc["SourceDatasets"][0]["URL"])
-    except (OSError, KeyError, IndexError, TypeError, json.JSONDecodeError):
-        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    links = [(desc.get("DatasetLinks") or {}).get("raw")]
+    links += [s.get("URL") for s in desc.get("SourceDatasets") or [] if isinstance(s, dict)]
+    roots = []
+    for link in links:
+        if not isinstance(link, str) or not link or link.startswith("bids:"):
+            continue
+        if link.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            roots.append(Path(unquote(urlparse(link).path)))
+        elif "://" not in link:
+            path = Path(link)
+            roots.append(path if path.is_absolute() else out_dir / path)
+    return roots
 
 
 def _find_image(result: SessionResult, out_dir: Path) -> Path | None:
-    """The session's image, as recorded or below the source dataset.
+    """The session's image, as recorded or below the input dataset.
 
-    The recorded path may be relative to the folder ``graftimg run`` was started in; the
-    source dataset is named in ``dataset_description.json``.
+    The recorded path may be relative to the folder ``graftimg run`` was started in, or a
+    ``bids:raw:`` reference; the input dataset is named in ``dataset_description.json``.
     """
     data = result.data
     image = ((data.get("provenance") or {}).get("inputs") or {}).get("image") or {}
-    paths = [data.get("source"), image.get("path")]
-    root = _source_root(out_dir)
-    for text in paths:
+    roots = _source_roots(out_dir)
+    for text in (data.get("source"), image.get("path")):
         if not text:
             continue
+        text = str(text).removeprefix("bids:raw:")
         path = Path(text)
         if path.is_file():
             return path
         parts = path.parts
-        if root is not None and any(p.startswith("sub-") for p in parts):
-            start = next(n for n, p in enumerate(parts) if p.startswith("sub-"))
-            candidate = root.joinpath(*parts[start:])
+        start = next((n for n, p in enumerate(parts) if p.startswith("sub-")), None)
+        for root in roots:
+            candidate = root.joinpath(*parts[start:]) if start is not None else root / path
             if candidate.is_file():
                 return candidate
     return None
@@ -181,6 +219,8 @@ def _qc_panel(result: SessionResult, out_dir: Path) -> dict[str, Any]:
 
     data = result.data
     name = f"ses-{data.get('session')}" if data.get("session") else "session"
+    if data.get("status") == "failed":
+        return {"session": name, "png": None, "note": data["graft_volume_null_reason"]}
     image_path = _find_image(result, out_dir)
     if image_path is None:
         return {"session": name, "png": None, "note": "the session's image was not found"}
