@@ -261,28 +261,22 @@ def _qc_panel(result: SessionResult, out_dir: Path) -> dict[str, Any]:
     return {"session": name, "png": figure_png_base64(fig), "note": image_path.name}
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def _cell(value: Any, *, digits: int = 6, html: bool = False) -> str:
+    """A value as text: a TSV cell, or (``html``) a table entry with fewer digits."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return ("yes" if value else "no") if html else ("true" if value else "false")
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_fmt(v, digits) for v in value) + "]"
+        items = [_cell(v, digits=digits, html=html) for v in value]
+        return "[" + ", ".join(items) + "]" if html else ",".join(items) or "n/a"
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return ",".join(_cell(v) for v in value) or "n/a"
-    return str(value)
+def _fmt(value: Any, digits: int = 3) -> str:
+    return _cell(value, digits=digits, html=True)
 
 
 def _template(name: str) -> Any:
