@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import json
 
 import nibabel as nib
@@ -86,6 +87,10 @@ def test_group_level_table(study, derivatives, capsys):
     assert survival["mode"] == "iron" and survival["n_sessions"] == 2
     assert (derivatives / "sub-01" / "sub-01_survival.html").is_file()
     assert (derivatives / "survival.tsv").is_file()
+    # BIDS has no name for them: .bidsignore lists them.
+    ignore = (derivatives / ".bidsignore").read_text().split()
+    for name in ("survival.html", "survival.tsv", "sub-01/sub-01_survival.json"):
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in ignore), name
     with open(derivatives / "graft_volumes.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [r["session_id"] for r in rows] == ["ses-01", "ses-02"]

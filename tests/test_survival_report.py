@@ -227,3 +227,12 @@ def test_failed_session_and_bids_raw_references(tmp_path):
     html = files.subject_html[0].read_text()
     assert len(_embedded_pngs(html)) == 2 + 4  # no overlay for the failed session
     assert "not found" not in html and "analysis failed: image unreadable" in html
+
+
+def test_stale_result_is_reported_without_its_old_number(tmp_path):
+    out = make_results(tmp_path, n_sessions=4)
+    path = next(out.glob("sub-01/ses-04/anat/*_graft.json"))
+    files = write_survival_reports(out, stale={path: "its inputs changed: rerun"}, qc=False)
+    ses4 = json.loads(files.subject_json[0].read_text())["sessions"][3]
+    assert ses4["graft_volume_mm3"] is None and ses4["survival_fraction"] is None
+    assert ses4["graft_volume_null_reason"] == "its inputs changed: rerun"

@@ -120,13 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
     console = stderr_console()
     if args.level == "group":
-        from graftimg.report.survival_report import write_survival_reports
+        from pathlib import Path
+
+        from graftimg.report.survival_report import COHORT_HTML, COHORT_TSV
 
         table = run_group(args.out_dir, args.bids_dir)
         print(f"wrote {table}")
-        reports = write_survival_reports(args.out_dir)
-        print(f"wrote {reports.cohort_tsv} and per subject sub-X/sub-X_survival.json/.html")
-        print(f"report: {reports.cohort_html}")
+        out = Path(args.out_dir)
+        print(f"wrote {out / COHORT_TSV} and per subject sub-X/sub-X_survival.json and .html")
+        print(f"report: {out / COHORT_HTML}")
         return 0
     config = load_config(args.config)
     feedback = _Feedback(console)

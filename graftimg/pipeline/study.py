@@ -102,7 +102,14 @@ _SESSION_COLUMNS = GROUP_COLUMNS[
 ]
 
 #: Files of the derivatives dataset that BIDS has no name for (listed in ``.bidsignore``).
-_BIDSIGNORE = ("*_graft.json", "*_failed.json", "graft_volumes.*", "sub-*/figures/")
+_BIDSIGNORE = (
+    "*_graft.json",
+    "*_failed.json",
+    "graft_volumes.*",
+    "sub-*/figures/",
+    "*_survival.*",
+    "survival.*",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -817,14 +824,22 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def run_group(out_dir: str | os.PathLike, bids_dir: str | os.PathLike | None = None) -> Path:
+def run_group(
+    out_dir: str | os.PathLike,
+    bids_dir: str | os.PathLike | None = None,
+    *,
+    reports: bool = True,
+) -> Path:
     """Group level: gather every session under ``out_dir`` into ``graft_volumes.tsv``.
 
     One row per session with its ``status``: ``done`` (with its numbers) or ``failed`` (its
     ``reason``, every number n/a). Given ``bids_dir``, a result whose inputs changed since it
     was made is listed as failed too, never with its old number. Every row carries its
     parameter hash, so a table never mixes parameter sets silently; a mix is reported as an
-    error naming the hashes.
+    error naming the hashes. With ``reports`` the survival reports follow
+    (:func:`graftimg.report.survival_report.write_survival_reports`: per subject
+    ``sub-X_survival.json`` and ``.html``, the cohort's ``survival.html`` and ``survival.tsv``),
+    with the same stale results left unmeasured.
     """
     out_dir = Path(out_dir)
     if bids_dir is not None and not Path(bids_dir).is_dir():
@@ -891,4 +906,8 @@ def run_group(out_dir: str | os.PathLike, bids_dir: str | os.PathLike | None = N
             "reason": {"Description": "why the session failed (file and fix); n/a when done"},
         },
     )
+    if reports:
+        from graftimg.report.survival_report import write_survival_reports
+
+        write_survival_reports(out_dir, stale=stale)
     return table

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,17 @@ from graftimg.provenance import file_sha256, params_hash
 
 __all__ = [
     "COHORT_COLUMNS",
+    "COHORT_HTML",
+    "COHORT_TSV",
     "ReportFiles",
     "SessionResult",
     "load_session_results",
     "write_survival_reports",
 ]
+
+#: Names of the cohort page and table in the output folder.
+COHORT_HTML = "survival.html"
+COHORT_TSV = "survival.tsv"
 
 #: Columns of the cohort table ``survival.tsv``.
 COHORT_COLUMNS = (
@@ -103,12 +109,16 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def load_session_results(out_dir: str | os.PathLike) -> list[SessionResult]:
+def load_session_results(
+    out_dir: str | os.PathLike, *, stale: Mapping[Path, str] | None = None
+) -> list[SessionResult]:
     """Every session result under ``out_dir``; an unreadable one is an error naming it.
 
     A session whose analysis failed (``*_failed.json``) is kept as a session without a volume,
-    its reason as ``graft_volume_null_reason``.
+    its reason as ``graft_volume_null_reason``; so is a result named in ``stale`` (results
+    JSON → why it no longer holds, e.g. its inputs changed since it was made).
     """
+    stale = {Path(p).resolve(): reason for p, reason in (stale or {}).items()}
     out_dir = Path(out_dir)
     files = sorted(
         p
@@ -134,11 +144,15 @@ def load_session_results(out_dir: str | os.PathLike) -> list[SessionResult]:
             raise MetadataError(
                 "session result has no 'subject'", path=path, hint="rerun that session"
             )
-        if data.get("status") == "failed":
+        reason = stale.get(path.resolve())
+        if reason is None and data.get("status") == "failed":
+            reason = f"analysis failed: {data.get('reason')}"
+        if reason is not None:
             data = {
                 **data,
+                "status": "failed",
                 "graft_volume_mm3": None,
-                "graft_volume_null_reason": f"analysis failed: {data.get('reason')}",
+                "graft_volume_null_reason": reason,
             }
         results.append(SessionResult(path, data))
     return results
@@ -333,6 +347,7 @@ def write_survival_reports(
     *,
     settings: SurvivalSettings | None = None,
     qc: bool = True,
+    stale: Mapping[Path, str] | None = None,
 ) -> ReportFiles:
     """Analyse every subject under ``out_dir`` and write the survival reports.
 
@@ -344,6 +359,8 @@ def write_survival_reports(
     qc : bool
         Draw the QC overlays (needs the session images, found as recorded or below the source
         dataset named in ``dataset_description.json``).
+    stale : mapping of results JSON path → reason, optional
+        Results that no longer hold (their inputs changed): kept as sessions without a volume.
 
     Returns
     -------
@@ -358,7 +375,7 @@ def write_survival_reports(
 
     out_dir = Path(out_dir)
     settings = settings or SurvivalSettings()
-    results = load_session_results(out_dir)
+    results = load_session_results(out_dir, stale=stale)
     by_subject: dict[str, list[SessionResult]] = defaultdict(list)
     for r in results:
         by_subject[r.subject].append(r)
@@ -429,7 +446,7 @@ def write_survival_reports(
             )
     lines = ["\t".join(COHORT_COLUMNS)]
     lines += ["\t".join(_cell(row[c]) for c in COHORT_COLUMNS) for row in rows]
-    tsv = write_text_atomic(out_dir / "survival.tsv", "\n".join(lines) + "\n")
+    tsv = write_text_atomic(out_dir / COHORT_TSV, "\n".join(lines) + "\n")
     cohort = [c.to_json() for c in cohort_summary(analyses)]
     cohort_html = _template("cohort.html.j2").render(
         subjects=subject_rows,
@@ -439,5 +456,5 @@ def write_survival_reports(
         version=__version__,
         provenance_json=json.dumps(_provenance(results, settings), indent=2),
     )
-    cohort_path = write_text_atomic(out_dir / "survival.html", cohort_html)
+    cohort_path = write_text_atomic(out_dir / COHORT_HTML, cohort_html)
     return ReportFiles(tuple(json_files), tuple(html_files), cohort_path, tsv)
