@@ -236,3 +236,14 @@ def test_stale_result_is_reported_without_its_old_number(tmp_path):
     ses4 = json.loads(files.subject_json[0].read_text())["sessions"][3]
     assert ses4["graft_volume_mm3"] is None and ses4["survival_fraction"] is None
     assert ses4["graft_volume_null_reason"] == "its inputs changed: rerun"
+
+
+def test_results_of_different_parameter_sets_are_refused(tmp_path, capsys):
+    out = make_results(tmp_path, n_sessions=2)
+    path = next(out.glob("sub-01/ses-02/anat/*_graft.json"))
+    data = json.loads(path.read_text())
+    data["provenance"]["study_params_hash"] = "other"
+    path.write_text(json.dumps(data))
+    assert main(["report", str(out), "--no-qc"]) == 1
+    assert "different parameter sets ['abc123', 'other']" in capsys.readouterr().err
+    assert not (out / "survival.tsv").exists()

@@ -376,6 +376,13 @@ def write_survival_reports(
     out_dir = Path(out_dir)
     settings = settings or SurvivalSettings()
     results = load_session_results(out_dir, stale=stale)
+    param_sets = sorted({str(r.param_hash) for r in results if r.param_hash is not None})
+    if len(param_sets) > 1:
+        raise MetadataError(
+            f"results were made with different parameter sets {param_sets}",
+            path=out_dir,
+            hint="rerun the participant level with one configuration",
+        )
     by_subject: dict[str, list[SessionResult]] = defaultdict(list)
     for r in results:
         by_subject[r.subject].append(r)
