@@ -318,14 +318,18 @@ def test_sample_data_names_its_own_option_and_shows_progress(tmp_path, capsys):
 
 def test_stderr_never_wraps_a_long_path(small, tmp_path):
     bids, _ = small
-    out = bids / "sub-01" / ("a_very_long_folder_name_" * 4)
+    deep = tmp_path / ("a_very_long_folder_name_" * 4) / "bids"
+    shutil.copytree(bids, deep)
+    image = deep / "sub-01/ses-01/anat/sub-01_ses-01_T2w.nii.gz"
+    image.write_bytes(image.read_bytes()[:300])
+    args = ("run", deep, tmp_path / "out", "participant", "--participant-label", "01")
     env = {**os.environ, "COLUMNS": "80"}
     done = subprocess.run(
-        _cli("run", bids, out, "participant"), capture_output=True, text=True, env=env, check=False
+        _cli(*args, "--session-label", "01"), capture_output=True, text=True, env=env, check=False
     )
     assert done.returncode == 1
-    (line,) = done.stderr.strip().splitlines()
-    assert str(out) in line and len(line) > 120
+    (line,) = [line for line in done.stderr.splitlines() if "failed" in line]
+    assert str(image) in line and len(line) > 160
 
 
 # -- a killed run -------------------------------------------------------------------------------
