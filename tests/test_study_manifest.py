@@ -122,6 +122,24 @@ def test_corrupt_image_fails_and_leaves_the_table_as_failed(copy):
     assert float(rows["sub-01_ses-01"]["cord_volume_mm3"]) > 0
 
 
+def test_a_result_whose_image_is_gone_is_never_listed_with_its_number(copy):
+    bids, out = copy
+    for path in (bids / "sub-02/ses-02/anat").iterdir():
+        path.rename(path.with_name(path.name.replace("_T2w", "_acq-new_T2w")))
+    rows = _group(bids, out)
+    assert [rows[n]["status"] for n in NAMES] == ["done", "done", "done", "failed"]
+    assert rows["sub-02_ses-02"]["graft_volume_pv_mm3"] == "n/a"
+    assert "no image of" in rows["sub-02_ses-02"]["reason"]
+    # The participant level analyses the renamed image and removes the old outputs.
+    outcomes, _ = run_participants(bids, out, participant_labels=["02"], session_labels=["02"])
+    assert _statuses(outcomes) == {"sub-02_ses-02": "done"}
+    names = sorted(p.name for p in (out / "sub-02/ses-02/anat").iterdir())
+    assert names and all(n.startswith("sub-02_ses-02_acq-new_space-orig_") for n in names)
+    figures = sorted(p.name for p in (out / "sub-02/figures").glob("sub-02_ses-02_*"))
+    assert figures == ["sub-02_ses-02_acq-new_desc-qc_T2w.png"]
+    assert _group(bids, out)["sub-02_ses-02"]["status"] == "done"
+
+
 def test_config_comment_and_description_redo_nothing(copy, tmp_path):
     bids, out = copy
     before = _mtimes(out)

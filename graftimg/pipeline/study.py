@@ -790,10 +790,17 @@ def _failed_row(data: dict[str, Any], reason: str | None = None) -> dict[str, An
     }
 
 
-def _stale_reasons(bids_dir: Path, out_dir: Path) -> dict[Path, str]:
+def _stale_reasons(bids_dir: Path, out_dir: Path, results: Sequence[Path]) -> dict[Path, str]:
     """Results whose inputs changed since they were made (results JSON → what changed)."""
-    stale = {}
     jobs, _ = plan_study(discover_study(bids_dir), out_dir)
+    current_paths = {session_outputs(job)["json"] for job in jobs if job.error is None}
+    # A result no session of the input leads to any more (its image was renamed or removed).
+    stale = {
+        path: f"{path.name}: no image of {bids_dir} leads to this result any more — rerun the "
+        "participant level"
+        for path in results
+        if path not in current_paths
+    }
     for job in jobs:
         if job.error is not None:
             continue
@@ -854,7 +861,7 @@ def run_group(
             path=out_dir,
             hint="run the participant level first",
         )
-    stale = {} if bids_dir is None else _stale_reasons(Path(bids_dir), out_dir)
+    stale = {} if bids_dir is None else _stale_reasons(Path(bids_dir), out_dir, done)
     rows = []
     for path in done + failed:
         data = _read_json(path)
