@@ -63,8 +63,8 @@ def _statuses(outcomes):
 
 
 def _group(bids, out):
-    assert main(["run", str(bids), str(out), "group"]) == 0
-    with open(out / "graft_volumes.tsv") as handle:
+    table = study_module.run_group(out, bids, reports=False)
+    with open(table) as handle:
         return {
             f"{r['participant_id']}_{r['session_id']}": r
             for r in csv.DictReader(handle, delimiter="\t")
