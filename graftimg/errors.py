@@ -110,7 +110,7 @@ class MetadataError(BIDSError):
 
 
 class ConfigError(GraftimgError, ValueError):
-    """A pipeline configuration is invalid (unknown key, wrong type, out of range)."""
+    """A parameter or pipeline configuration is invalid (unknown key, wrong type, out of range)."""
 
 
 class SegmentationError(GraftimgError, RuntimeError):

@@ -12,12 +12,16 @@ import json
 import os
 import platform
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from graftimg._version import __version__
 
-__all__ = ["file_sha256", "params_hash", "provenance_record"]
+__all__ = ["LIBRARIES", "file_sha256", "library_versions", "params_hash", "provenance_record"]
+
+#: The libraries whose numbers go into a result, by distribution name.
+LIBRARIES = ("numpy", "scipy", "SimpleITK", "nibabel", "scikit-image")
 
 
 def file_sha256(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
@@ -36,6 +40,25 @@ def file_sha256(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of each of :data:`LIBRARIES` (``None`` when it is not installed).
+
+    Read from the installed distributions' metadata, so nothing is imported.
+
+    Examples
+    --------
+    >>> sorted(library_versions())
+    ['SimpleITK', 'nibabel', 'numpy', 'scikit-image', 'scipy']
+    """
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _canonical_json(obj: Any) -> str:
@@ -68,12 +91,14 @@ def provenance_record(
     Returns
     -------
     dict
-        ``software``, ``version``, ``params``, ``params_hash``, ``inputs`` and ``time_utc``.
+        ``software``, ``version``, ``python``, ``libraries`` (:func:`library_versions`),
+        ``params``, ``params_hash``, ``inputs`` and ``time_utc``.
     """
     return {
         "software": "graftimg",
         "version": __version__,
         "python": platform.python_version(),
+        "libraries": library_versions(),
         "params": json.loads(_canonical_json(params)),
         "params_hash": params_hash(params),
         "inputs": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ __all__ = [
     "clean_temporaries",
     "exclusive_lock",
     "fsync_folder",
+    "hidden_folder",
     "temporary_folder",
     "write_bytes_atomic",
     "write_json_atomic",
@@ -85,11 +87,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     if suffix is None:
         suffix = "".join(final.suffixes) or ".tmp"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=suffix, dir=folder)
+        tmp = _new_name(folder, _temp_prefix(), suffix, _create_file)
     except OSError as err:
         raise _cannot_write(err, final) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         try:
             yield tmp
@@ -98,10 +98,6 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
                 raise _cannot_write(err, final) from None
             raise
         try:
-            # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
             with open(tmp, "rb+") as handle:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -113,6 +109,45 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             tmp.unlink()
         raise
     fsync_folder(folder)
+
+
+def _create_file(path: Path) -> None:
+    # Mode 0o666 and the kernel applies the process umask: the permissions a plain open()
+    # gives, without reading the umask (os.umask would change it for every thread meanwhile).
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _create_folder(path: Path) -> None:
+    os.mkdir(path, 0o777)  # the umask applies, as for a plain mkdir
+
+
+def _new_name(folder: Path, prefix: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    """Create a new file or folder with a random name in ``folder``; return its path."""
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            create(path)
+        except FileExistsError:
+            continue
+        return path
+    raise OutputError("no free temporary name", path=folder, hint="clean up hidden files")
+
+
+def hidden_folder(parent: str | os.PathLike, prefix: str) -> Path:
+    """Create a new, empty folder with a hidden random name in ``parent`` and return it.
+
+    Unlike :func:`tempfile.mkdtemp` (mode 0700), the folder gets the permissions a plain
+    ``mkdir`` gives, so a tree built in it and renamed into place is readable as usual. It
+    stays: rename it into place or remove it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = hidden_folder(tempfile.mkdtemp(), ".study.tmp-")
+    >>> d.is_dir(), d.name.startswith(".study.tmp-")
+    (True, True)
+    """
+    return _new_name(Path(parent), prefix, "", _create_folder)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import numpy as np
 from nibabel import orientations as ornt_mod
 
 from graftimg.errors import (
+    ConfigError,
     DimensionError,
     GraftimgWarning,
     ImageFormatError,
@@ -354,10 +355,28 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _max_bytes(max_bytes: int | None) -> int:
+    """The memory cap: ``max_bytes``, else ``GRAFTIMG_MAX_IMAGE_BYTES``, else the default.
+
+    Examples
+    --------
+    >>> _max_bytes(1000)
+    1000
+    """
     if max_bytes is not None:
         return int(max_bytes)
-    env = os.environ.get("GRAFTIMG_MAX_IMAGE_BYTES")
-    return int(env) if env else DEFAULT_MAX_BYTES
+    env = os.environ.get("GRAFTIMG_MAX_IMAGE_BYTES", "").strip()
+    if not env:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(env.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(
+            f"GRAFTIMG_MAX_IMAGE_BYTES={env!r} is not a whole number of bytes above 0",
+            hint="set it to e.g. 8589934592 (8 GiB), or unset it for the 4 GiB default",
+        )
+    return value
 
 
 def _gzip_isize(path: Path) -> int | None:

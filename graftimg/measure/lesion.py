@@ -226,7 +226,7 @@ def lesion_metrics(
         if arr.ndim != 3:
             raise DimensionError(f"{name} must be a 3D (X, Y, Z) array, got shape {arr.shape}")
     if lesion_in.shape != cord.shape:
-        raise ValueError(
+        raise DimensionError(
             f"lesion_mask and cord_mask must share one grid, got {lesion_in.shape} and "
             f"{cord.shape}"
         )
@@ -277,7 +277,7 @@ def lesion_metrics(
     if centerline is None:
         centerline = fit_centerline(cord_full, spacing=spacing)
     elif centerline.n_slices != cord.shape[2] or not np.allclose(centerline.spacing, spacing):
-        raise ValueError(
+        raise DimensionError(
             f"the centerline ({centerline.n_slices} slices, spacing {centerline.spacing}) does "
             f"not match the masks ({cord.shape[2]} slices, spacing {spacing}); fit it on this "
             "cord mask"

@@ -40,7 +40,7 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     if a.ndim != 3 or b.ndim != 3:
         raise DimensionError(f"masks must be 3D (X, Y, Z) arrays, got {a.shape} and {b.shape}")
     if a.shape != b.shape:
-        raise ValueError(
+        raise DimensionError(
             f"masks must share one grid, got shapes {a.shape} and {b.shape}; "
             "resample one onto the other first"
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError
+from graftimg.errors import ConfigError, DimensionError
 from graftimg.spacing import validated_spacing
 
 __all__ = [
@@ -47,7 +47,7 @@ def _as_mask(mask, name: str = "mask") -> np.ndarray:
 
 def _same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
     if a.shape != b.shape:
-        raise ValueError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
+        raise DimensionError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
 
 
 def n_voxels(mask) -> int:
@@ -101,11 +101,11 @@ def _weights(values: np.ndarray, level_normal, level_full) -> np.ndarray:
     """Clipped linear weights of ``values`` (float64), after checking the levels."""
     level_normal, level_full = float(level_normal), float(level_full)
     if not (np.isfinite(level_normal) and np.isfinite(level_full)):
-        raise ValueError(
+        raise ConfigError(
             f"level_normal and level_full must be finite, got {level_normal} and {level_full}"
         )
     if level_full == level_normal:
-        raise ValueError(
+        raise ConfigError(
             f"level_full equals level_normal ({level_full}): the graft has no contrast; "
             "give the fully-graft intensity (noise floor for iron, graft level for t2)"
         )
@@ -450,7 +450,7 @@ def component_table(mask, *, spacing, image=None, connectivity: int = 3) -> list
     sp = validated_spacing(spacing)
     m = _as_mask(mask)
     if connectivity not in (1, 2, 3):
-        raise ValueError(f"connectivity must be 1, 2 or 3, got {connectivity!r}")
+        raise ConfigError(f"connectivity must be 1, 2 or 3, got {connectivity!r}")
     img = None
     if image is not None:
         img = np.asarray(image, dtype=float)

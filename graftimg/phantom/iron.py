@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from graftimg.errors import ConfigError
+
 __all__ = [
     "GAMMA_RAD_PER_S_T",
     "MU0_T_M_PER_A",
@@ -92,7 +94,7 @@ def void_volume_mm3(k_mm3: float, core_radius_mm: float = 0.0) -> float:
     k = float(k_mm3)
     a3 = float(core_radius_mm) ** 3
     if k < 0 or a3 < 0:
-        raise ValueError("k_mm3 and core_radius_mm must be >= 0")
+        raise ConfigError("k_mm3 and core_radius_mm must be >= 0")
     if k == 0.0:
         return 4.0 / 3.0 * math.pi * a3
     c = a3 / k

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from graftimg.errors import ConfigError
+
 __all__ = ["main", "save_montage"]
 
 _CONTOURS = (("cord", "#f2d21b"), ("graft", "#ff3b30"), ("cyst", "#27c8f5"), ("void", "#d13cff"))
@@ -110,10 +112,7 @@ def save_montage(
     -------
     pathlib.Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from graftimg.io.atomic import atomic_path
 
@@ -125,7 +124,7 @@ def save_montage(
     if sessions is not None:
         rows = [r for r in rows if r["session_id"] in sessions]
     if not rows:
-        raise ValueError(f"no truth rows for {participant_id} in {truth_root / 'truth.tsv'}")
+        raise ConfigError(f"no truth rows for {participant_id}", path=truth_root / "truth.tsv")
     mode, scale = rows[0]["graft_mode"], rows[0]["scale"]
     zoom = zoom_mm if zoom_mm is not None else (25.0 if scale == "human" else 3.0)
     by_session: dict[str, dict[str, dict]] = {}
@@ -140,9 +139,8 @@ def save_montage(
     else:
         columns = [("T2w", "sagittal", None), ("T2w", "sagittal", zoom), ("T2w", "axial", None)]
     n_rows = len(by_session)
-    fig, axes = plt.subplots(
-        n_rows, len(columns), figsize=(3.0 * len(columns), 3.1 * n_rows), squeeze=False
-    )
+    fig = Figure(figsize=(3.0 * len(columns), 3.1 * n_rows))
+    axes = fig.subplots(n_rows, len(columns), squeeze=False)
     fig.patch.set_facecolor("black")
     for ax_row, (session, images) in zip(axes, sorted(by_session.items()), strict=True):
         for ax, (suffix, view, panel_zoom) in zip(ax_row, columns, strict=True):
@@ -165,10 +163,6 @@ def save_montage(
     out = Path(png_path)
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, facecolor=fig.get_facecolor())
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # temporary files are private
-    plt.close(fig)
     return out
 
 

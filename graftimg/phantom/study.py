@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,12 @@ import numpy as np
 
 from graftimg._version import __version__
 from graftimg.errors import ConfigError, OutputError
-from graftimg.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from graftimg.io.atomic import (
+    hidden_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from graftimg.phantom.motion import RigidMotion, random_motion
 from graftimg.phantom.render import PhantomImage, SessionPhantom, render_session
 from graftimg.phantom.spec import GraftMode, PhantomSpec, Scale, axis_codes, default_spec
@@ -149,21 +153,6 @@ def _is_phantom_study(folder: Path) -> bool:
         return False
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _open_permissions(root: Path) -> None:
-    """Give the study the usual permissions (temporary files and folders are private)."""
-    mask = _current_umask()
-    for folder, _, files in os.walk(root):
-        os.chmod(folder, 0o777 & ~mask)
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
-
-
 @contextlib.contextmanager
 def _staged_folder(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     if out_dir.exists() and not out_dir.is_dir():
@@ -183,14 +172,13 @@ def _staged_folder(out_dir: Path, overwrite: bool) -> Iterator[Path]:
         )
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        staging = hidden_folder(out_dir.parent, f".{out_dir.name}.tmp-")
     except OSError as exc:
         raise OutputError(f"cannot create a folder here ({exc.strerror})", path=out_dir) from exc
     try:
         yield staging
-        _open_permissions(staging)
         if out_dir.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            old = hidden_folder(out_dir.parent, f".{out_dir.name}.old-")
             os.replace(out_dir, old / "study")
             os.replace(staging, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -138,7 +138,7 @@ class PipelineConfig(_Strict):
         known = {f.name for f in dataclasses.fields(GraftParams)}
         unknown = sorted(set(value) - known)
         if unknown:
-            raise ValueError(f"unknown graft parameter(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown graft parameter(s) {unknown}; known: {sorted(known)}")
         GraftParams(**value)  # type and range checks
         return value
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graftimg.errors import DimensionError, SegmentationError
+from graftimg.errors import ConfigError, DimensionError, SegmentationError
 from graftimg.preprocess.body import _check_image, body_mask
 
 __all__ = ["BiasCorrection", "correct_bias", "n4_mesh", "n4_shrink_factors"]
@@ -113,7 +113,7 @@ def n4_shrink_factors(
     (3, 13, 13)
     """
     if int(shrink_factor) < 1:
-        raise ValueError(f"shrink_factor must be ≥ 1, got {shrink_factor}")
+        raise ConfigError(f"shrink_factor must be ≥ 1, got {shrink_factor}")
     finest = min(spacing)
     caps = [max(1, n // 4) for n in shape]
     s = int(shrink_factor)
@@ -167,9 +167,9 @@ def n4_mesh(
     (1, (4, 4, 4))
     """
     if not knot_spacing_mm > 0:
-        raise ValueError(f"knot_spacing_mm must be > 0, got {knot_spacing_mm}")
+        raise ConfigError(f"knot_spacing_mm must be > 0, got {knot_spacing_mm}")
     if max_levels < 1:
-        raise ValueError(f"max_levels must be ≥ 1, got {max_levels}")
+        raise ConfigError(f"max_levels must be ≥ 1, got {max_levels}")
     spans_max = [max(1, math.floor(float(e) / knot_spacing_mm)) for e in extent_mm]
     # Levels: the mesh doubles on every axis, so the shortest axis bounds the depth.
     n_levels = max(1, min(int(max_levels), 1 + math.floor(math.log2(min(spans_max)))))
@@ -279,7 +279,7 @@ def correct_bias(
 
     image, spacing_t = _check_image(image, spacing)
     if n_levels < 1 or n_iterations < 1:
-        raise ValueError(f"n_levels and n_iterations must be ≥ 1, got {n_levels}, {n_iterations}")
+        raise ConfigError(f"n_levels and n_iterations must be ≥ 1, got {n_levels}, {n_iterations}")
     data = image.astype(np.float32, copy=False)
     if mask is None:
         mask = body_mask(data, spacing=spacing_t)

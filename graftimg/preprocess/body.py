@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
+from graftimg.errors import ConfigError, DimensionError, NonFiniteDataError, SegmentationError
 from graftimg.spacing import validated_spacing
 
 __all__ = ["body_mask", "within_distance"]
@@ -128,7 +128,7 @@ def body_mask(
     if smoothing_mm is None:
         smoothing_mm = 2.0 * min(spacing_t)
     if smoothing_mm < 0 or dilation_mm < 0:
-        raise ValueError(
+        raise ConfigError(
             f"smoothing_mm and dilation_mm must be ≥ 0, got {smoothing_mm} and {dilation_mm}"
         )
     data = image.astype(np.float32, copy=False)
@@ -145,7 +145,7 @@ def body_mask(
     elif method == "li":
         threshold = _threshold_li(data)
     else:
-        raise ValueError(f"method must be 'otsu' or 'li', got {method!r}")
+        raise ConfigError(f"method must be 'otsu' or 'li', got {method!r}")
     mask = data > threshold
     labels, n_labels = ndimage.label(mask)
     if n_labels > 1:
@@ -283,7 +283,7 @@ def within_distance(
     mask = np.asarray(mask, dtype=bool)
     sampling = np.asarray([float(s) for s in spacing], dtype=np.float64)
     if not distance_mm >= 0:
-        raise ValueError(f"distance_mm must be ≥ 0, got {distance_mm}")
+        raise ConfigError(f"distance_mm must be ≥ 0, got {distance_mm}")
     reach = [int(np.floor(distance_mm / s)) + 1 for s in sampling]
     out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask, reach)

@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, SegmentationError
+from graftimg.errors import ConfigError, DimensionError, SegmentationError
 from graftimg.preprocess.body import _check_image, body_mask, within_distance
 
 __all__ = [
@@ -329,6 +329,6 @@ def snr(image: np.ndarray, region: np.ndarray, sigma: float) -> float:
     if not region.any():
         raise SegmentationError("the SNR region is empty", hint="check the cord mask")
     if sigma < 0 or not np.isfinite(sigma):
-        raise ValueError(f"sigma must be finite and ≥ 0, got {sigma}")
+        raise ConfigError(f"sigma must be finite and ≥ 0, got {sigma}")
     signal = float(np.mean(image[region], dtype=np.float64))
     return signal / sigma if sigma > 0 else math.inf

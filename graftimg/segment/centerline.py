@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graftimg.errors import DimensionError, SegmentationError
+from graftimg.errors import ConfigError, DimensionError, SegmentationError
 from graftimg.spacing import validated_spacing
 
 __all__ = ["Centerline", "fit_centerline"]
@@ -157,7 +157,7 @@ class Centerline:
         if np.isfinite(z) and z0 - 0.5 <= z <= z1 + 0.5:
             z = min(max(float(z), z0), z1)
         if not np.isfinite(z) or z < z0 or z > z1:
-            raise ValueError(
+            raise ConfigError(
                 f"origin slice {z} is outside the cord's S-I extent [{z0}, {z1}]; "
                 "choose a slice that holds cord"
             )
@@ -264,7 +264,7 @@ def fit_centerline(cord_mask, *, spacing, smoothing: float | None = None) -> Cen
         )
     sx, sy, sz = spacing = validated_spacing(spacing)
     if smoothing is not None and (not np.isfinite(smoothing) or smoothing < 0):
-        raise ValueError(f"smoothing must be a finite wavelength ≥ 0 in mm, got {smoothing!r}")
+        raise ConfigError(f"smoothing must be a finite wavelength ≥ 0 in mm, got {smoothing!r}")
 
     area = mask.sum(axis=(0, 1))
     has_cord = area > 0
