@@ -72,9 +72,9 @@ def write_phantom(path: Path) -> tuple[float, float, float]:
     import numpy as np
 
     from graftimg.io.atomic import write_bytes_atomic
+    from graftimg.io.nifti import nifti_gz_bytes
     from graftimg.phantom.render import render_session
     from graftimg.phantom.spec import default_spec
-    from graftimg.phantom.study import nifti_gz_bytes
 
     spec = default_spec("human", "t2").with_acquisition(
         "T2w",

@@ -38,7 +38,7 @@ def field_errors(case) -> dict[str, Any]:
     import validate_phantoms as vp
 
     from graftimg.io import load_volume
-    from graftimg.phantom.study import nifti_gz_bytes
+    from graftimg.io.nifti import nifti_gz_bytes
     from graftimg.pipeline.config import PipelineConfig
     from graftimg.preprocess.bias import correct_bias
     from graftimg.preprocess.body import body_mask

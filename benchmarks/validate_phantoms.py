@@ -226,7 +226,7 @@ def _slice_axis(image) -> int | None:
 
 def write_image(folder: Path, name: str, image, spec, *, gain: float = 1.0) -> Path:
     """The image as the generator stores it (int16; float32 when a gain is applied)."""
-    from graftimg.phantom.study import nifti_gz_bytes
+    from graftimg.io.nifti import nifti_gz_bytes
 
     data = np.asarray(image.data, dtype=np.float64)
     dtype = np.int16 if gain == 1.0 else np.float32
@@ -249,7 +249,7 @@ def write_image(folder: Path, name: str, image, spec, *, gain: float = 1.0) -> P
 def load_truth(folder: Path, name: str, occupancy: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """A truth occupancy map in the image's canonical grid (through the same loader)."""
     from graftimg.io import load_volume
-    from graftimg.phantom.study import nifti_gz_bytes
+    from graftimg.io.nifti import nifti_gz_bytes
 
     path = folder / f"truth_{name}.nii.gz"
     path.write_bytes(nifti_gz_bytes(occupancy, affine, dtype=np.float32))
@@ -448,8 +448,8 @@ def accuracy_case(
 ) -> Case:
     """A graft-accuracy case.
 
-    A t2 cyst thinner than a thick slice mixes with cord into graft-like intensities (METHODS:
-    graft, oedema and partial-volume cyst overlap on T2w; no intensity rule can split them), so
+    A t2 cyst thinner than a thick slice mixes with cord into graft-like intensities (graft,
+    oedema and partial-volume cyst overlap on T2w; no intensity rule can split them), so
     the accuracy cases there have no cyst; the same seeds with the cyst are the ``subcyst`` kind,
     reported apart.
     """

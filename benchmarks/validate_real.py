@@ -270,7 +270,7 @@ def synthesize_case(case: Case):
 
 def write_case(folder: Path, case: Case, synth) -> tuple[Path, Path]:
     """The image (int16, as a scanner stores it) with its sidecar, and the manual cord mask."""
-    from graftimg.phantom.study import nifti_gz_bytes
+    from graftimg.io.nifti import nifti_gz_bytes
 
     suffix = HOSTS[case.host][2]
     axial = case.grid == "axial"

@@ -22,3 +22,56 @@ SCT_PAIRS = [
 def sct_data() -> Path:
     """Folder of the Spinal Cord Toolbox test images (MIT, licence beside them)."""
     return DATA
+
+
+# -- every flag the suite writes is a Flag with a glossary entry (docs/flags.md) --------------
+#: Flags seen in JSON written during this run: flag -> first test that wrote it.
+FLAGS_SEEN: dict[str, str] = {}
+_current_test = ["(collection)"]
+
+
+def _collect_flags(obj, key: str = "") -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _collect_flags(v, str(k))
+    elif isinstance(obj, list | tuple):
+        if key.endswith("flags"):
+            for v in obj:
+                if isinstance(v, str):
+                    FLAGS_SEEN.setdefault(v, _current_test[0])
+        for v in obj:
+            _collect_flags(v, key)
+
+
+def pytest_configure(config):
+    import json
+
+    dumps = json.dumps
+
+    def recording_dumps(obj, *args, **kwargs):
+        _collect_flags(obj)
+        return dumps(obj, *args, **kwargs)
+
+    json.dumps = recording_dumps
+
+
+def pytest_runtest_setup(item):
+    _current_test[0] = item.nodeid
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from graftimg.flags import Flag
+
+    unknown = {}
+    for text, test in FLAGS_SEEN.items():
+        try:
+            Flag.parse(text)
+        except ValueError:
+            unknown[text] = test
+    if unknown:
+        lines = [f"  {flag!r} (first written by {test})" for flag, test in sorted(unknown.items())]
+        print(
+            "\nflags written by the tests but missing from graftimg/flags.py (add each with its "
+            "meaning, then `python -m graftimg.flags > docs/flags.md`):\n" + "\n".join(lines)
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -25,7 +25,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "graftimg"
 
 #: Top-level modules of the package that form the base layer.
-BASE = {"__init__", "_version", "arrays", "errors", "morphology", "provenance", "spacing"}
+BASE = {
+    "__init__",
+    "_version",
+    "arrays",
+    "errors",
+    "flags",
+    "modes",
+    "morphology",
+    "provenance",
+    "spacing",
+}
 
 #: Layers, lowest first; a name is a subpackage of graftimg (``base``: the modules of BASE).
 LAYERS = [

@@ -4,7 +4,7 @@ The phantom: a straight elliptical cord (12.5 × 8.5 mm) in a 3 mm CSF ring and 
 tissue, an ellipsoidal graft of analytic volume rendered with supersampled partial volume
 (sub-voxel steps ≤ 0.125 mm), an optional CSF-like cyst inside it, Rician noise from a seeded
 RNG and a smooth multiplicative bias of ±30 % over the field of view (mostly anterior-posterior,
-as from a spine coil, plus a monotone superior-inferior part). Intensities follow METHODS §4.3.
+as from a spine coil, plus a monotone superior-inferior part). Intensities follow docs/phantom.md.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ ANISO = (0.5, 0.5, 3.0)
 SPACINGS = [pytest.param(ISO, id="iso0.5"), pytest.param(ANISO, id="0.5x0.5x3")]
 MODES = ["iron", "t2"]
 
-#: Relative intensities (CSF on T2w = 1), METHODS §4.3.
+#: Relative intensities (CSF on T2w = 1), as docs/phantom.md.
 LEVELS = {
     "iron": {"background": 0.25, "csf": 0.9, "cord": 0.4, "graft": 0.0, "cyst": 0.9},
     "t2": {"background": 0.3, "csf": 1.0, "cord": 0.35, "graft": 0.6, "cyst": 1.0},

@@ -12,7 +12,7 @@ ISO = (0.5, 0.5, 0.5)
 ANISO = (0.5, 0.5, 3.0)
 SPACINGS = [pytest.param(ISO, id="iso0.5"), pytest.param(ANISO, id="0.5x0.5x3")]
 
-LEVELS = {  # relative intensities, METHODS §4.3
+LEVELS = {  # relative intensities (CSF on T2w = 1), docs/phantom.md
     "iron": {"background": 0.25, "csf": 0.9, "cord": 0.4, "graft": 0.0},
     "t2": {"background": 0.3, "csf": 1.0, "cord": 0.35, "graft": 0.6},
 }

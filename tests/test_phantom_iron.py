@@ -32,7 +32,7 @@ def _small_iron_spec(echo_time_s=0.008, **changes):
 
 
 def test_worked_example_of_methods():
-    # METHODS 1.1: 1 µg Fe, 100 A·m²/kg, TE 10 ms, φc 1 rad -> V_void ≈ 90 mm³.
+    # point-dipole model: 1 µg Fe, 100 A·m²/kg, TE 10 ms, φc 1 rad -> V_void ≈ 90 mm³.
     moment = iron_moment_am2(1.0, 100.0)
     assert moment == pytest.approx(1e-7)
     k = dipole_constant_mm3(moment, 0.010)
@@ -79,7 +79,7 @@ def test_void_volume_linear_in_moment_times_echo_time():
     residual = volume - (slope * mte + intercept)
     r2 = 1 - (residual**2).sum() / ((volume - volume.mean()) ** 2).sum()
     assert r2 > 0.999
-    # V/TE constant within 15 % across TE = 5, 10, 20 ms (METHODS validation 7)
+    # V/TE constant within 15 % across TE = 5, 10, 20 ms (docs/phantom.md, blooming)
     k = [dipole_constant_mm3(iron_moment_am2(0.05), te) for te in (0.005, 0.01, 0.02)]
     per_te = [
         void_volume_mm3(ki, core) / te for ki, te in zip(k, (0.005, 0.01, 0.02), strict=True)

@@ -436,7 +436,7 @@ def test_real_cropped_images_use_the_highpass_estimate(name, cord):
     data, spacing = _load(name)
     est = estimate_noise(data, spacing=spacing)
     assert est.method == "highpass_mad"  # these crops hold no air
-    # Measured SNR_cord: t2s 21.8, t1w 11.7, t2 18.4, mt0 19.3 (METHODS §4.4: 15–50 at 3 T).
+    # Measured SNR_cord: t2s 21.8, t1w 11.7, t2 18.4, mt0 19.3 (clinical 3 T: 15–50).
     assert 8.0 < snr(data, _load(cord)[0] > 0.5, est.sigma) < 60.0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from graftimg.modes import MODES
+
 __all__ = ["add_parser", "run"]
 
 
@@ -46,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, add_load_options: Callable) -> N
     p = sub.add_parser("segment", help="segment and measure the graft in one image")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-o", "--output", required=True, metavar="OUT_PREFIX", help="output prefix")
-    p.add_argument("--mode", required=True, choices=("iron", "t2"), help="graft mode")
+    p.add_argument("--mode", required=True, choices=MODES, help="graft mode")
     site = p.add_mutually_exclusive_group()
     site.add_argument(
         "--injection",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from graftimg.errors import BIDSError, GraftimgWarning, LabelError, MetadataError
+from graftimg.modes import MODES
 
 __all__ = [
     "GRAFT_MODES",
@@ -36,7 +37,7 @@ __all__ = [
     "validate_label",
 ]
 
-GRAFT_MODES = ("iron", "t2")
+GRAFT_MODES = MODES
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 _NIFTI_RE = re.compile(r"^(?P<stem>.+)\.nii(\.gz)?$")
 _MISSING = {"", "n/a", "na", "nan", "none"}

@@ -1,6 +1,6 @@
 """All measurements of one segmented graft: volumes with their band, components, lesion metrics.
 
-The uncertainty band combines the two sources DESIGN.md names: the threshold sweep (volumes at
+The uncertainty band combines two sources (docs/methods.md): the threshold sweep (volumes at
 ``k + 1`` and ``k − 1`` robust SDs) and the half-voxel surface bound ``½·A·Δx_eff`` around the
 binary volume::
 

@@ -1,6 +1,7 @@
 """Lesion morphometry as Spinal Cord Toolbox's ``sct_analyze_lesion`` defines it, in mm.
 
-Reimplemented from the published definitions (METHODS §1.6; Spinal Cord Toolbox documentation,
+Reimplemented from the published definitions (Spinal Cord Toolbox, De Leener et al.,
+*NeuroImage* 2017;145:24, and its documentation;
 Smith et al. 2021 for the axial damage ratio, Huber et al. 2017 for tissue bridges), so that
 graft masks get the numbers SCT users know. Every length, area and width is corrected for the
 cord's angle to the slice using the centerline of :mod:`graftimg.segment.centerline`.

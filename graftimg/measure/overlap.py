@@ -1,11 +1,13 @@
 """Agreement between two masks on the same grid: Dice, surface distances, volume similarity.
 
-Definitions follow METHODS §3.1. Surface distances are in mm (``spacing`` is explicit) and are
-measured between **boundary voxels**: the voxels of a mask with at least one face-neighbour
-outside it (the array border counts as outside). For each boundary voxel of A, the distance to
-the nearest boundary voxel of B (voxel centre to voxel centre, ``scipy.ndimage.
-distance_transform_edt`` with ``sampling=spacing``), and the same from B to A; both lists are
-merged. HD = max, HD95 = 95th percentile (numpy's linear interpolation), MASD = mean.
+Definitions follow Taha & Hanbury, *BMC Med Imaging* 2015;15:29 (Dice, Hausdorff, HD95, mean
+surface distance; both volume-similarity definitions named). Surface distances are in mm
+(``spacing`` is explicit) and are measured between **boundary voxels**: the voxels of a mask with
+at least one face-neighbour outside it (the array border counts as outside). For each boundary
+voxel of A, the distance to the nearest boundary voxel of B (voxel centre to voxel centre,
+``scipy.ndimage.distance_transform_edt`` with ``sampling=spacing``), and the same from B to A;
+both lists are merged. HD = max, HD95 = 95th percentile (numpy's linear interpolation), MASD =
+mean.
 
 Empty masks, stated once for all functions here:
 

@@ -4,7 +4,7 @@ Voxel counts (``n_voxels``) and physical sizes (``volume_mm3``, ``surface_area_m
 apart, as ``skimage.measure.regionprops`` keeps ``num_pixels`` and ``area`` apart. Every physical
 size takes ``spacing`` (sx, sy, sz) in mm explicitly.
 
-The three volumes the pipeline reports (METHODS §1.1, pipeline step 7):
+The three volumes the pipeline reports (docs/methods.md, measurement):
 
 - **binary** — ``n_voxels × sx·sy·sz``;
 - **partial-volume weighted** — each voxel counts by how far its intensity has moved from the
@@ -212,7 +212,7 @@ def pv_volume_mm3(
     level_full: float,
     within=None,
 ) -> float:
-    """Partial-volume-weighted volume in mm³ (METHODS §1.1).
+    """Partial-volume-weighted volume in mm³ (docs/methods.md).
 
     ``V_pv = sx·sy·sz · Σ_i w_i`` with ``w_i`` from :func:`partial_volume_weights`, summed over
     :func:`pv_region` ``(region, within=within)``: the binary region **and** every voxel that

@@ -3,7 +3,10 @@
 A :class:`PhantomSpec` holds the anatomy (cord, CSF, vertebral column, body outline), the graft
 and its kinetics, the iron label, the acquisitions (one :class:`AcquisitionSpec` per image of a
 session) and the session effects (bias field, noise, motion). It is frozen and validated when it
-is built; :func:`default_spec` gives the defaults of ``METHODS.md`` sections 4.1–4.4.
+is built; :func:`default_spec` gives the defaults docs/phantom.md lists with their sources
+(cord sizes: Sherman et al., *AJNR* 1990;11:369; Kato et al., *Eur Spine J* 2012;21:1499;
+acquisitions: spine-generic, Cohen-Adad et al., *Nat Protoc* 2021;16:4611; Rician noise:
+Gudbjartsson & Patz, *MRM* 1995;34:910).
 
 Coordinates. The anatomy lives in a *subject frame* in mm whose origin is the injection site and
 whose axes are anatomical R-L, A-P, S-I (RAS+: +x right, +y anterior, +z superior). For a rodent
@@ -20,18 +23,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from graftimg.errors import ConfigError
+from graftimg.modes import MODES, Mode
 from graftimg.phantom.anatomy import check_geometry
 
 __all__ = [
     "AcquisitionSpec",
-    "GraftMode",
     "Intensities",
     "PhantomSpec",
     "Scale",
     "default_spec",
 ]
 
-GraftMode = Literal["iron", "t2"]
 Scale = Literal["human", "rodent"]
 
 _AXIS_PAIRS = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
@@ -258,7 +260,7 @@ class PhantomSpec:
         Stored value of CSF on T2w (images are written as int16).
     """
 
-    mode: GraftMode
+    mode: Mode
     scale: Scale
     magnetic_field_t: float
     cord_ap_mm: float
@@ -347,7 +349,7 @@ class PhantomSpec:
 
     # -- validation --------------------------------------------------------------------------
     def _validate(self) -> None:
-        if self.mode not in ("iron", "t2"):
+        if self.mode not in MODES:
             raise ConfigError(f"mode must be 'iron' or 't2', not {self.mode!r}")
         if self.scale not in ("human", "rodent"):
             raise ConfigError(f"scale must be 'human' or 'rodent', not {self.scale!r}")
@@ -619,9 +621,7 @@ def _rodent(mode: str) -> dict[str, Any]:
     )
 
 
-def default_spec(
-    scale: Scale | None = None, mode: GraftMode = "t2", **changes: Any
-) -> PhantomSpec:
+def default_spec(scale: Scale | None = None, mode: Mode = "t2", **changes: Any) -> PhantomSpec:
     """Return the default phantom of a scale and graft mode, with optional changes.
 
     Parameters
@@ -650,7 +650,7 @@ def default_spec(
     >>> default_spec("human", "t2", tilt_deg=10.0).tilt_deg
     10.0
     """
-    if mode not in ("iron", "t2"):
+    if mode not in MODES:
         raise ConfigError(f"mode must be 'iron' or 't2', not {mode!r}")
     if scale is None:
         scale = "rodent" if mode == "iron" else "human"

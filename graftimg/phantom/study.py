@@ -26,12 +26,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import gzip
 import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +38,16 @@ import numpy as np
 
 from graftimg._version import __version__
 from graftimg.errors import ConfigError, OutputError
-from graftimg.io.atomic import (
-    hidden_folder,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from graftimg.io.atomic import hidden_folder, write_json_atomic, write_text_atomic
+from graftimg.io.jsonable import jsonable
+from graftimg.io.nifti import write_nifti_gz
+from graftimg.io.tsv import tsv_text
+from graftimg.modes import MODES, Mode
 from graftimg.phantom.motion import RigidMotion, random_motion
 from graftimg.phantom.render import PhantomImage, SessionPhantom, render_session
-from graftimg.phantom.spec import GraftMode, PhantomSpec, Scale, axis_codes, default_spec
+from graftimg.phantom.spec import PhantomSpec, Scale, axis_codes, default_spec
 
-__all__ = ["GENERATOR_NAME", "nifti_gz_bytes", "subject_spec", "write_study"]
+__all__ = ["GENERATOR_NAME", "subject_spec", "write_study"]
 
 GENERATOR_NAME = "graftimg.phantom"
 """``GeneratedBy`` name of the studies written here (an existing one may be overwritten)."""
@@ -57,91 +55,6 @@ GENERATOR_NAME = "graftimg.phantom"
 BIDS_VERSION = "1.10.0"
 _SPECIES = {"human": "homo sapiens", "rodent": "rattus norvegicus"}
 _FIRST_INJECTION = dt.date(2023, 1, 2)
-
-
-# -- NIfTI -----------------------------------------------------------------------------------
-def nifti_gz_bytes(
-    data: np.ndarray,
-    affine: np.ndarray,
-    *,
-    dtype: Any,
-    slice_axis: int | None = None,
-    description: str = "",
-) -> bytes:
-    """Encode a NIfTI-1 ``.nii.gz`` deterministically (gzip ``mtime=0``, no file name).
-
-    qform and sform are both set to ``affine`` with code 1 (scanner), units are mm and s.
-
-    Parameters
-    ----------
-    data : ndarray
-        Voxel array as stored.
-    affine : (4, 4) ndarray
-        Voxel-to-scanner affine.
-    dtype : numpy dtype
-        On-disk data type (values are cast, so round them first).
-    slice_axis : int, optional
-        Stored axis of the slices of a 2D acquisition (header ``dim_info``).
-    description : str
-        Header ``descrip`` (at most 79 characters kept).
-
-    Returns
-    -------
-    bytes
-
-    Examples
-    --------
-    >>> blob = nifti_gz_bytes(np.zeros((2, 2, 2)), np.eye(4), dtype=np.uint8)
-    >>> blob == nifti_gz_bytes(np.zeros((2, 2, 2)), np.eye(4), dtype=np.uint8)
-    True
-    """
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(data).astype(dtype), affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    header = img.header
-    header.set_xyzt_units("mm", "sec")
-    if slice_axis is not None:
-        header.set_dim_info(slice=slice_axis)
-    header["descrip"] = description.encode("ascii", "replace")[:79]
-    return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
-
-
-# -- small formatting helpers ----------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return "n/a" if not math.isfinite(value) else f"{value:.10g}"
-    return str(value)
-
-
-def _tsv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(_fmt(row.get(c)) for c in columns) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, tuple | list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float):
-        return float(f"{obj:.12g}")
-    return obj
 
 
 # -- staging and overwrite -------------------------------------------------------------------
@@ -290,9 +203,8 @@ def _write_image_truth(
             else:
                 data, dtype = occupancy, np.float32
                 text = f"{name} truth: sub-sample occupancy (partial volume) in [0, 1]"
-            write_bytes_atomic(
-                anat / filename,
-                nifti_gz_bytes(data, image.affine, dtype=dtype, description=f"truth {name}"),
+            write_nifti_gz(
+                anat / filename, data, image.affine, dtype=dtype, description=f"truth {name}"
             )
             sidecar = dict(source, Description=text)
             write_json_atomic(anat / filename.replace(".nii.gz", ".json"), sidecar)
@@ -441,7 +353,7 @@ _PARTICIPANT_COLUMNS = {
 
 def _resolve_specs(
     n_subjects: int,
-    mode: GraftMode | None,
+    mode: Mode | None,
     scale: Scale | None,
     snr: float | None,
     spec: PhantomSpec | Mapping[str, PhantomSpec] | None,
@@ -475,7 +387,7 @@ def write_study(
     *,
     n_subjects: int = 2,
     n_sessions: int = 3,
-    mode: GraftMode | None = None,
+    mode: Mode | None = None,
     seed: int = 0,
     scale: Scale | None = None,
     snr: float | None = None,
@@ -533,7 +445,7 @@ def write_study(
     for name, value in (("n_subjects", n_subjects), ("n_sessions", n_sessions)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}={value!r} must be a positive integer")
-    if mode is not None and mode not in ("iron", "t2"):
+    if mode is not None and mode not in MODES:
         raise ConfigError(f"mode must be 'iron', 't2' or None, not {mode!r}")
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be a non-negative integer")
@@ -606,7 +518,7 @@ def _write_all(
         injection_date = _FIRST_INJECTION + dt.timedelta(days=int(rng.integers(0, 365)))
         days = _session_days(spec, n_sessions, rng)
         sessions = []
-        subject_record: dict[str, Any] = {"spec": _jsonable(spec), "sessions": {}}
+        subject_record: dict[str, Any] = {"spec": jsonable(spec, digits=12), "sessions": {}}
         for j_index, day in enumerate(days, start=1):
             session = f"ses-{_label(j_index, n_sessions)}"
             session_rng = np.random.default_rng([seed, s_index, j_index])
@@ -633,15 +545,13 @@ def _write_all(
             for suffix, image in phantom.images.items():
                 name = f"{stem}_{suffix}.nii.gz"
                 raw_name = f"{participant}/{session}/anat/{name}"
-                write_bytes_atomic(
+                write_nifti_gz(
                     anat / name,
-                    nifti_gz_bytes(
-                        image.data,
-                        image.affine,
-                        dtype=np.int16,
-                        slice_axis=_slice_axis(image),
-                        description=f"graftimg phantom {suffix}",
-                    ),
+                    image.data,
+                    image.affine,
+                    dtype=np.int16,
+                    slice_axis=_slice_axis(image),
+                    description=f"graftimg phantom {suffix}",
                 )
                 write_json_atomic(anat / f"{stem}_{suffix}.json", _sidecar(spec, image))
                 paths = _write_image_truth(truth_dir, stem, image, raw_name)
@@ -651,17 +561,18 @@ def _write_all(
             subject_record["sessions"][session] = {
                 "days": day,
                 "acq_time": acq_time.isoformat(),
-                "motion": _jsonable(motion),
-                "motion_matrix": _jsonable(motion.matrix(spec.injection_world_mm)),
-                "truth": _jsonable(
-                    {k: v for k, v in dataclasses.asdict(phantom.truth).items() if k != "motion"}
+                "motion": jsonable(motion, digits=12),
+                "motion_matrix": jsonable(motion.matrix(spec.injection_world_mm), digits=12),
+                "truth": jsonable(
+                    {k: v for k, v in dataclasses.asdict(phantom.truth).items() if k != "motion"},
+                    digits=12,
                 ),
             }
             if on_session is not None:
                 on_session(stem)
         write_text_atomic(
             root / participant / f"{participant}_sessions.tsv",
-            _tsv(["session_id", "acq_time"], sessions),
+            tsv_text(["session_id", "acq_time"], sessions),
         )
         site = spec.injection_world_mm
         participants.append(
@@ -678,9 +589,11 @@ def _write_all(
             }
         )
         record["subjects"][participant] = subject_record
-    write_text_atomic(root / "participants.tsv", _tsv(list(_PARTICIPANT_COLUMNS), participants))
+    write_text_atomic(
+        root / "participants.tsv", tsv_text(list(_PARTICIPANT_COLUMNS), participants)
+    )
     write_json_atomic(root / "participants.json", _PARTICIPANT_COLUMNS)
-    write_text_atomic(truth_root / "truth.tsv", _tsv(list(_TRUTH_COLUMNS), truth_rows))
+    write_text_atomic(truth_root / "truth.tsv", tsv_text(list(_TRUTH_COLUMNS), truth_rows))
     write_json_atomic(
         truth_root / "truth.json", {k: {"Description": v} for k, v in _TRUTH_COLUMNS.items()}
     )

@@ -21,6 +21,7 @@ import numpy as np
 from graftimg.errors import ConfigError, GraftimgError, OutputError, SegmentationError
 from graftimg.io.atomic import write_json_atomic
 from graftimg.io.volume import Volume, load_volume, save_like
+from graftimg.modes import Mode
 from graftimg.pipeline.config import PipelineConfig
 from graftimg.pipeline.cord import CordResult, cord_for_session
 from graftimg.provenance import provenance_record
@@ -36,7 +37,6 @@ __all__ = [
     "segment_volume",
 ]
 
-Mode = Literal["iron", "t2"]
 SiteSource = Literal["given", "registration"]
 
 #: Summary keys written as ``null`` when the graft could not be measured. A volume of 0 means

@@ -1,4 +1,4 @@
-"""N4 bias-field correction (METHODS pipeline step 2, §4.4).
+"""N4 bias-field correction (Tustison et al., *IEEE TMI* 2010;29:1310; docs/methods.md).
 
 Receive-coil sensitivity makes MR intensities drift smoothly over the field of view (spine
 phased arrays: a strong posterior-to-anterior fall-off of ±20–40 %). Thresholds relative to a
@@ -232,7 +232,7 @@ def correct_bias(
         Where to fit the field. Default: :func:`graftimg.preprocess.body.body_mask`. Voxels with
         intensity ≤ 0 are always left out (N4 works on the log image).
     shrink_factor : int, optional
-        Minimum shrink along the finest axis (METHODS: 2 human, 1 rodent); see
+        Minimum shrink along the finest axis (2 human, 1 rodent by default); see
         :func:`n4_shrink_factors`.
     n_levels : int, optional
         Number of B-spline fitting levels (the control mesh doubles at each); with

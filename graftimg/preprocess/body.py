@@ -1,8 +1,8 @@
 """Body (foreground) mask: where the subject is, as opposed to the air around it.
 
 Used to restrict N4 bias-field correction to tissue and to find background air for the noise
-estimate (METHODS pipeline step 2). The recipe is the usual one: smooth the image a little, take
-an automatic global threshold (Otsu or Li, :mod:`skimage.filters`), keep the largest connected
+estimate (docs/methods.md, preprocessing). The recipe is the usual one: smooth the image a little,
+take an automatic global threshold (Otsu or Li, :mod:`skimage.filters`), keep the largest connected
 component and fill its holes — in 3D, then in every axial slice, because a cropped field of view
 leaves the body open at the top and bottom so that dark structures inside it (CSF on T1w, bone on
 T2*w, lungs) are not enclosed in 3D.

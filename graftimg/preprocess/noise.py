@@ -1,4 +1,4 @@
-"""Noise level σ of a magnitude MR image, and signal-to-noise ratios (METHODS §4.4, step 2).
+"""Noise level σ of a magnitude MR image, and signal-to-noise ratios (docs/methods.md).
 
 Magnitude images carry Rician noise: ``I = |S + n_r + i·n_i|`` with ``n ~ N(0, σ²)``
 (Gudbjartsson & Patz, *MRM* 1995;34:910). Two estimators of σ, tried in this order:

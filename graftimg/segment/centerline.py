@@ -4,7 +4,8 @@ The centerline is the curve through the cord's axial centroids, smoothed along t
 superior-inferior axis. It gives the two things every later stage needs:
 
 - the **cord angle** to the slice normal, per axial slice, used to correct lengths, areas and
-  tissue-bridge widths as Spinal Cord Toolbox's ``sct_analyze_lesion`` does (METHODS §1.6);
+  tissue-bridge widths as Spinal Cord Toolbox's ``sct_analyze_lesion`` does (De Leener et al.,
+  *NeuroImage* 2017;145:24);
 - the **arc length along the cord** ``s`` in mm, used for the injection window ``±L mm`` around
   the injection site (pipeline steps 3–5).
 

@@ -72,6 +72,7 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import ConfigError, SegmentationError
+from graftimg.modes import Mode
 from graftimg.morphology import cross as _cross
 from graftimg.morphology import fill_holes_per_slice as _fill_holes_per_slice
 from graftimg.morphology import inplane_dilate as _inplane_dilate
@@ -95,7 +96,6 @@ __all__ = [
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 _RAYLEIGH_MEAN = float(np.sqrt(np.pi / 2.0))
 
-Mode = Literal["iron", "t2"]
 Refine = Literal["none", "connected_threshold", "confidence_connected"]
 
 #: Half-contrast edges: the lesion's extent (iron: for the along-cord background; t2: for the

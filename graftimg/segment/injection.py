@@ -13,12 +13,12 @@ mode — or ``None`` when nothing is abnormal, so that the caller reports zero v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
 from graftimg.errors import ConfigError, SegmentationError
+from graftimg.modes import Mode
 from graftimg.morphology import inplane_dilate as _inplane_dilate
 from graftimg.morphology import inplane_erode as _inplane_erode
 from graftimg.morphology import open_fine as _open_fine
@@ -144,7 +144,7 @@ def propose_injection_site(
     cord_mask: np.ndarray,
     *,
     spacing: Sequence[float],
-    mode: Literal["iron", "t2"],
+    mode: Mode,
     k_sigma: float = 3.0,
     min_cluster_volume_mm3: float = 1.0,
     min_score: float | None = None,

@@ -68,6 +68,7 @@ from scipy import ndimage
 
 from graftimg.errors import ConfigError, DimensionError, SegmentationError
 from graftimg.io.volume import Volume, load_volume
+from graftimg.modes import Mode
 from graftimg.phantom.iron import (
     dipole_phase_xyz,
     in_void_xyz,
@@ -91,7 +92,8 @@ __all__ = [
     "synthesize",
 ]
 
-Mode = Literal["t2", "iron", "none"]
+#: What is inserted: a graft of one of the modes, or nothing (a control).
+InsertMode = Mode | Literal["none"]
 Position = Literal["centre", "offcentre", "edge"]
 
 #: Largest half-length of an insert along the cord, in mm.
@@ -800,7 +802,7 @@ class InsertSpec:
         Seeds every random choice.
     """
 
-    mode: Mode = "t2"
+    mode: InsertMode = "t2"
     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
     fov_mm: float | None = None
     snr: float = 20.0
