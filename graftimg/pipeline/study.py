@@ -50,6 +50,7 @@ from graftimg.io.bids import (
     discover_study,
     validate_label,
 )
+from graftimg.io.tsv import tsv_cell
 from graftimg.pipeline.config import PipelineConfig
 from graftimg.provenance import file_sha256, params_hash
 
@@ -748,16 +749,6 @@ def run_participants(
     return outcomes, problems
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return ",".join(_cell(v) for v in value) or "n/a"
-    return str(value)
-
-
 def _done_row(data: dict[str, Any]) -> dict[str, Any]:
     prov = data.get("provenance", {})
     return {
@@ -882,7 +873,7 @@ def run_group(
             hint="rerun the participant level with one configuration",
         )
     lines = ["\t".join(GROUP_COLUMNS)]
-    lines += ["\t".join(_cell(row[c]) for c in GROUP_COLUMNS) for row in rows]
+    lines += ["\t".join(tsv_cell(row[c]) for c in GROUP_COLUMNS) for row in rows]
     table = out_dir / "graft_volumes.tsv"
     write_text_atomic(table, "\n".join(lines) + "\n")
     write_json_atomic(
