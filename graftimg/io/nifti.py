@@ -68,15 +68,11 @@ def nifti_gz_bytes(
 
 
 def write_nifti_gz(
-    path: str | os.PathLike,
-    data: np.ndarray,
-    affine: np.ndarray,
-    *,
-    dtype: Any,
-    slice_axis: int | None = None,
-    description: str = "",
+    path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, **options: Any
 ) -> Path:
     """Write :func:`nifti_gz_bytes` of the arguments to ``path`` atomically; return the path.
+
+    ``options`` are those of :func:`nifti_gz_bytes` (``dtype`` is required).
 
     Examples
     --------
@@ -86,7 +82,4 @@ def write_nifti_gz(
     >>> nibabel.load(p).header.get_zooms()
     (np.float32(0.5), np.float32(0.5), np.float32(2.0))
     """
-    blob = nifti_gz_bytes(
-        data, affine, dtype=dtype, slice_axis=slice_axis, description=description
-    )
-    return write_bytes_atomic(path, blob)
+    return write_bytes_atomic(path, nifti_gz_bytes(data, affine, **options))
