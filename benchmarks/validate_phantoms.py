@@ -239,7 +239,7 @@ def write_image(folder: Path, name: str, image, spec, *, gain: float = 1.0) -> P
         "EchoTime": acq.echo_time_s,
         "RepetitionTime": acq.repetition_time_s,
         "FlipAngle": acq.flip_angle_deg,
-        "MagneticFieldStrength": spec.magnetic_field_t,
+        "MagneticFieldStrength": spec.field_strength_T,
         "MRAcquisitionType": acq.acquisition_type,
     }
     (folder / f"{name}.json").write_text(json.dumps(sidecar), encoding="utf-8")

@@ -26,7 +26,7 @@ cli
 phantom, validation
     Test data with known truth: synthetic studies, and grafts inserted into real scans.
 
-``import graftimg`` imports neither Qt, napari nor matplotlib.
+``import graftimg`` imports no GUI or plotting library (matplotlib only when a picture is made).
 """
 
 from graftimg._version import __version__

@@ -223,8 +223,8 @@ def pv_volume_mm3(
     region, but it is then always next to a region voxel (the surface passes through it), so the
     one-voxel shell catches it and it counts by its fraction. Voxels in the region count by their
     fraction too, not as 1. Voxels further out are not summed: they hold no graft, and in noisy
-    data every such voxel would add a positive bias (about σ / (|Δ|·√(2π)) each, Δ =
-    ``level_full − level_normal``). Pass ``within`` to keep the shell out of structures that
+    data every such voxel would add a positive bias (about ``σ / (|Δ|·√(2π))`` each,
+    ``Δ = level_full − level_normal``). Pass ``within`` to keep the shell out of structures that
     look like graft but are not (CSF next to a bright ``t2`` graft counts as 1 otherwise).
 
     Parameters

@@ -4,7 +4,7 @@ Model (the point-dipole field of a saturated deposit, as in McAuley et al., *MRM
 the static-dephasing view of blooming). A saturated SPIO deposit of total moment ``m`` is a
 magnetic dipole; its field offset along B0 (scanner z) is ``ΔBz = μ0 m (3cos²θ − 1) / (4π r³)`` and
 the GRE phase at echo time TE is ``φ = γ·ΔBz·TE``. A point is *void* (fully dephased, noise floor)
-where ``|φ| ≥ φc`` or inside the deposit itself (radius ``a``), i.e. where
+where ``|φ| ≥ φc`` or inside the deposit itself (radius ``a``), i.e. where::
 
     r³ ≤ max(a³, K·|3cos²θ − 1|),   K = γ μ0 m TE / (4π φc).
 

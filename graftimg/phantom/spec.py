@@ -199,7 +199,7 @@ class PhantomSpec:
         blooming void on T2*w plus a same-session T2w where the deposit is mildly dark.
     scale : {'human', 'rodent'}
         Anatomical scale; sets the defaults.
-    magnetic_field_t : float
+    field_strength_T : float
         B0 in tesla.
     cord_ap_mm, cord_lr_mm : float
         Cord diameters (antero-posterior, left-right), perpendicular to the cord axis.
@@ -262,7 +262,7 @@ class PhantomSpec:
 
     mode: Mode
     scale: Scale
-    magnetic_field_t: float
+    field_strength_T: float
     cord_ap_mm: float
     cord_lr_mm: float
     csf_rim_mm: float
@@ -354,7 +354,7 @@ class PhantomSpec:
         if self.scale not in ("human", "rodent"):
             raise ConfigError(f"scale must be 'human' or 'rodent', not {self.scale!r}")
         positive = [
-            "magnetic_field_t",
+            "field_strength_T",
             "cord_ap_mm",
             "cord_lr_mm",
             "csf_rim_mm",
@@ -495,7 +495,7 @@ def _human(mode: str) -> dict[str, Any]:
     iron = mode == "iron"
     return dict(
         scale="human",
-        magnetic_field_t=3.0,
+        field_strength_T=3.0,
         cord_ap_mm=8.5,
         cord_lr_mm=12.5,
         csf_rim_mm=3.0,
@@ -575,7 +575,7 @@ def _rodent(mode: str) -> dict[str, Any]:
     iron = mode == "iron"
     return dict(
         scale="rodent",
-        magnetic_field_t=9.4,
+        field_strength_T=9.4,
         cord_ap_mm=2.2,
         cord_lr_mm=3.2,
         csf_rim_mm=0.3,

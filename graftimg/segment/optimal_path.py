@@ -70,7 +70,7 @@ def best_paths(scores: np.ndarray, offsets: np.ndarray, penalties: np.ndarray) -
 
     Parameters
     ----------
-    scores : (N, B, *grid) ndarray
+    scores : (N, B, ...) ndarray
         Score of each position at each of ``N`` steps, for ``B`` independent problems.
         ``-inf`` forbids a position.
     offsets : (K, D) ndarray of int
@@ -165,7 +165,7 @@ def best_closed_paths(
 
     Parameters
     ----------
-    scores : (N, B, *grid) ndarray
+    scores : (N, B, ...) ndarray
         Scores per step (e.g. ray angle), batch and position (e.g. radius).
     offsets, penalties : ndarray
         As in :func:`best_paths`.
