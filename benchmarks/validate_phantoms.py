@@ -169,11 +169,7 @@ def render(case: Case, *, bare: bool = False):
 
     ``bare``: the same session (bias field, motion, anatomy) without graft and iron.
     """
-    from graftimg.phantom.anatomy import anatomy_at
-    from graftimg.phantom.bias import BiasField
-    from graftimg.phantom.iron import iron_moment_am2
-    from graftimg.phantom.kinetics import iron_mass_ug
-    from graftimg.phantom.render import render_image, render_session
+    from graftimg.phantom.render import render_session
 
     spec = build_spec(case)
     if bare:
@@ -186,64 +182,20 @@ def render(case: Case, *, bare: bool = False):
         session = render_session(spec, days=days, seed=[case.seed, 5], motion=motion)
         motions = {suffix: motion for suffix in session.images}
         return spec, days, dict(session.images), motions
-    # T2w and T2*w of one session with different rigid motions (same bias field and noise
-    # source, as render_session would draw them).
-    rng = np.random.default_rng([case.seed, 5])
-    anatomy = anatomy_at(spec, days)
-    site = np.asarray(spec.injection_world_mm)
-    bias = BiasField.random(
-        rng,
-        center_mm=site,
-        scale_mm=spec.bias_scale_mm,
-        order=spec.bias_order,
-        amplitude=spec.bias_amplitude,
-    )
-    moment = iron_moment_am2(iron_mass_ug(spec, days), spec.magnetization_am2_per_kg)
+    # T2w and T2*w of one session with different rigid motions (one bias field, one noise
+    # source).
     motions = {"T2w": _split_motion(case, 13), "T2starw": _split_motion(case, 17)}
-    images = {
-        acq.suffix: render_image(
-            anatomy,
-            acq,
-            motion=motions[acq.suffix],
-            bias=bias,
-            rng=rng,
-            iron_moment_am2=moment,
-        )
-        for acq in spec.acquisitions
-    }
-    return spec, days, images, motions
-
-
-def _slice_axis(image) -> int | None:
-    from graftimg.phantom.spec import axis_codes
-
-    acq = image.acquisition
-    if acq.acquisition_type != "2D":
-        return None
-    thick = int(np.argmax(acq.spacing_mm))
-    return next(i for i, (w, _) in enumerate(axis_codes(acq.orientation)) if w == thick)
+    session = render_session(
+        spec, days=days, seed=[case.seed, 5], motion=motions["T2w"], image_motions=motions
+    )
+    return spec, days, dict(session.images), motions
 
 
 def write_image(folder: Path, name: str, image, spec, *, gain: float = 1.0) -> Path:
     """The image as the generator stores it (int16; float32 when a gain is applied)."""
-    from graftimg.io.nifti import nifti_gz_bytes
+    from graftimg.phantom.study import write_image as write_phantom_image
 
-    data = np.asarray(image.data, dtype=np.float64)
-    dtype = np.int16 if gain == 1.0 else np.float32
-    path = folder / f"{name}.nii.gz"
-    path.write_bytes(
-        nifti_gz_bytes(data * gain, image.affine, dtype=dtype, slice_axis=_slice_axis(image))
-    )
-    acq = image.acquisition
-    sidecar = {
-        "EchoTime": acq.echo_time_s,
-        "RepetitionTime": acq.repetition_time_s,
-        "FlipAngle": acq.flip_angle_deg,
-        "MagneticFieldStrength": spec.field_strength_T,
-        "MRAcquisitionType": acq.acquisition_type,
-    }
-    (folder / f"{name}.json").write_text(json.dumps(sidecar), encoding="utf-8")
-    return path
+    return write_phantom_image(folder, name, spec, image, gain=gain)
 
 
 def load_truth(folder: Path, name: str, occupancy: np.ndarray, affine: np.ndarray) -> np.ndarray:

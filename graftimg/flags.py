@@ -261,6 +261,13 @@ class Flag(StrEnum):
         "The CSF ring used to tell cysts from graft (t2 mode) held too few voxels and was "
         "widened.",
     )
+    CSF_CONTRAST_LOW = (
+        "csf_contrast_low",
+        "graft",
+        "T2 mode: CSF is not clearly brighter than the graft, so cysts cannot be split by "
+        "intensity as planned (no split, or the cyst level was raised to the cord–CSF "
+        "midpoint).",
+    )
     CSF_REFERENCE_NO_VARIANCE = (
         "csf_reference_no_variance",
         "graft",

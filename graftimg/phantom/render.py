@@ -479,6 +479,7 @@ def render_session(
     days: float,
     seed: int | np.random.Generator | None = None,
     motion: RigidMotion | None = None,
+    image_motions: Mapping[str, RigidMotion] | None = None,
 ) -> SessionPhantom:
     """Render every image of one session (T2w, plus T2*w for an ``iron`` subject).
 
@@ -492,6 +493,9 @@ def render_session(
         Seeds the bias field and the noise; the same seed gives the same arrays.
     motion : RigidMotion, optional
         Position of the subject relative to the first session (default: none).
+    image_motions : mapping of suffix to RigidMotion, optional
+        A different position for some images of the session (the subject moved between two
+        scans); the others, and the truth's injection site, follow ``motion``.
 
     Returns
     -------
@@ -525,8 +529,9 @@ def render_session(
     moment = iron_moment_am2(mass, spec.magnetization_am2_per_kg)
     images = {}
     for acquisition in spec.acquisitions:
+        moved = (image_motions or {}).get(acquisition.suffix, motion)
         images[acquisition.suffix] = render_image(
-            anatomy, acquisition, motion=motion, bias=bias, rng=rng, iron_moment_am2=moment
+            anatomy, acquisition, motion=moved, bias=bias, rng=rng, iron_moment_am2=moment
         )
     a_u, a_v = spec.cord_semi_axes_mm
     truth = SessionTruth(
