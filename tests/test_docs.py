@@ -1,29 +1,14 @@
-"""The API reference (docs/api) builds without warnings; every module is in it."""
+"""The API reference (docs/api) builds without warnings from every module's docstrings."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-API = REPO / "docs" / "api"
-
-
-def _modules() -> set[str]:
-    out = set()
-    for path in (REPO / "graftimg").rglob("*.py"):
-        parts = path.relative_to(REPO).with_suffix("").parts
-        out.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return out - {"graftimg._version"}
-
-
-def test_every_module_is_in_the_api_reference():
-    listed = set(re.findall(r"^\.\. automodule:: (\S+)$", (API / "index.rst").read_text(), re.M))
-    assert listed == _modules(), {"missing": _modules() - listed, "gone": listed - _modules()}
+API = Path(__file__).resolve().parents[1] / "docs" / "api"
 
 
 @pytest.mark.slow

@@ -3,25 +3,25 @@
 A flag never hides or changes a number: it says why a number may not mean survival. Each flag
 carries the values that raised it, so a reader can judge it.
 
-========================  ===================================================================
-flag                      fires when
-========================  ===================================================================
-``protocol_change``       echo time, field strength or a voxel dimension differs by more than
-                          10 % from the reference session (iron void volume scales with echo
-                          time × field; partial volume with voxel size)
-``acute_window``          the session is between the injection and the end of the acute window
-                          (oedema, haemorrhage and the injection track inflate the graft)
-``signal_before_injection``  a session before the injection already has graft signal whose band
-                          excludes zero (a bleed or an old lesion mimics the graft)
-``label_persistence``     iron mode with a T2w graft of the same subject: the iron void changes
-                          less than its minimum detectable change while the T2w graft shrinks by
-                          more than its own (iron from dead cells stays in macrophages)
-``low_snr``               cord SNR below the threshold (10), or the segmentation said so
-``poor_registration``     the registration to the baseline correlates below 0.8, or the pipeline
-                          flagged it poor
-``unreliable_reference``  the normal-cord reference the graft is compared with was flagged
-                          unreliable or too small
-========================  ===================================================================
+``protocol_change``
+    echo time, field strength or a voxel dimension differs by more than 10 % from the reference
+    session (iron void volume scales with echo time × field; partial volume with voxel size)
+``acute_window``
+    the session is between the injection and the end of the acute window (oedema, haemorrhage
+    and the injection track inflate the graft)
+``signal_before_injection``
+    a session before the injection already has graft signal whose band excludes zero (a bleed
+    or an old lesion mimics the graft)
+``label_persistence``
+    iron mode with a T2w graft of the same subject: the iron void changes less than its minimum
+    detectable change while the T2w graft shrinks by more than its own (iron from dead cells
+    stays in macrophages)
+``low_snr``
+    cord SNR below the threshold (10), or the segmentation said so
+``poor_registration``
+    the registration to the baseline correlates below 0.8, or the pipeline flagged it poor
+``unreliable_reference``
+    the normal-cord reference the graft is compared with was flagged unreliable or too small
 """
 
 from __future__ import annotations
