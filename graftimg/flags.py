@@ -218,8 +218,10 @@ class Flag(StrEnum):
     )
     POOR_REGISTRATION = (
         "poor_registration",
-        "registration",
-        "A rigid registration ended with a correlation below its threshold (`graftimg register`).",
+        "registration / longitudinal",
+        "A rigid registration ended with a correlation below its threshold (`graftimg "
+        "register`); survival: the registration to the baseline correlates below 0.8, or the "
+        "pipeline flagged it poor.",
     )
     # -- the normal-appearing cord reference ----------------------------------------------------
     REFERENCE_TOO_SMALL = (
@@ -292,8 +294,9 @@ class Flag(StrEnum):
     )
     LOW_SNR = (
         "low_snr",
-        "graft",
-        "The normal cord's signal-to-noise ratio is below `min_snr`.",
+        "graft / longitudinal",
+        "The normal cord's signal-to-noise ratio is below `min_snr` (survival: below 10, or the "
+        "segmentation said so).",
     )
     POSSIBLE_SUBVOXEL_CYST = (
         "possible_subvoxel_cyst",
@@ -311,6 +314,39 @@ class Flag(StrEnum):
         "graft_extends_beyond_search_region",
         "graft",
         "Iron mode: the void continues past the cord and its rim, where it is not counted.",
+    )
+    # -- survival over sessions (graftimg.longitudinal.flags, with their evidence) --------------
+    PROTOCOL_CHANGE = (
+        "protocol_change",
+        "longitudinal",
+        "Echo time, field strength or a voxel dimension differs by more than 10 % from the "
+        "reference session (an iron void scales with echo time × field; partial volume with "
+        "voxel size).",
+    )
+    ACUTE_WINDOW = (
+        "acute_window",
+        "longitudinal",
+        "The session lies between the injection and the end of the acute window (oedema, "
+        "haemorrhage and the injection track inflate the graft).",
+    )
+    SIGNAL_BEFORE_INJECTION = (
+        "signal_before_injection",
+        "longitudinal",
+        "A session before the injection already has graft signal whose band excludes zero (a "
+        "bleed or an old lesion mimics the graft).",
+    )
+    LABEL_PERSISTENCE = (
+        "label_persistence",
+        "longitudinal",
+        "Iron mode with a T2w graft of the same subject: the iron void changes less than its "
+        "minimum detectable change while the T2w graft shrinks by more than its own (iron from "
+        "dead cells stays in macrophages).",
+    )
+    UNRELIABLE_REFERENCE = (
+        "unreliable_reference",
+        "longitudinal",
+        "The normal-cord reference the graft is compared with was flagged unreliable or too "
+        "small in that session (`reference_unreliable`, `reference_too_small`).",
     )
 
 
