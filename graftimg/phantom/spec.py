@@ -18,8 +18,11 @@ sessions add a small rigid motion. B0 is along scanner +z.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Literal
 
 from graftimg.errors import ConfigError
@@ -427,198 +430,40 @@ class PhantomSpec:
         check_geometry(self)
 
 
-# -- defaults --------------------------------------------------------------------------------
-
-_T2W_HUMAN = Intensities(
-    csf=1.0,
-    white_matter=0.35,
-    grey_matter=0.42,
-    graft=0.60,
-    cyst=0.95,
-    soft_tissue=0.18,
-    bone_marrow=0.30,
-    bone_cortex=0.06,
-    disc_nucleus=0.75,
-    disc_annulus=0.22,
-)
-_T2STARW = Intensities(
-    csf=0.90,
-    white_matter=0.38,
-    grey_matter=0.55,
-    graft=0.05,
-    cyst=0.85,
-    soft_tissue=0.22,
-    bone_marrow=0.12,
-    bone_cortex=0.04,
-    disc_nucleus=0.35,
-    disc_annulus=0.15,
-)
+# -- defaults (presets.json) ---------------------------------------------------------------
 
 
-def _t2w_intensities(mode: str) -> Intensities:
+@functools.cache
+def _presets() -> dict[str, Any]:
+    """The default parameters per scale and mode, shipped as ``presets.json``."""
+    text = resources.files("graftimg.phantom").joinpath("presets.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists as tuples (the spec's sequences are tuples), recursively."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def _preset(scale: str, mode: str) -> dict[str, Any]:
+    data = _presets()
+    preset = data[scale]
+    values = _tuples({**preset["common"], **preset["by_mode"][mode]})
+    levels = data["intensities"]
     # On a spin-echo T2w the iron deposit is only mildly dark (no blooming: refocused).
-    graft = 0.60 if mode == "t2" else 0.22
-    return dataclasses.replace(_T2W_HUMAN, graft=graft)
-
-
-def _human(mode: str) -> dict[str, Any]:
-    t2w = AcquisitionSpec(
-        suffix="T2w",
-        shape=(48, 96, 120),
-        spacing_mm=(0.8, 0.8, 0.8),
-        orientation="PSR",
-        fov_offset_mm=(0.0, 5.0, 0.0),
-        echo_time_s=0.12,
-        repetition_time_s=1.5,
-        flip_angle_deg=90.0,
-        snr=20.0,
-        intensities=_t2w_intensities(mode),
-        acquisition_type="3D",
-        scanning_sequence="SE",
-        pulse_sequence="3D turbo spin echo, sagittal (SPACE/CUBE/VISTA-like)",
+    t2w_levels = Intensities(**{**levels["T2w"], "graft": levels["T2w_graft_by_mode"][mode]})
+    acquisitions = _tuples(preset["acquisitions"])
+    values["t2w"] = AcquisitionSpec(**acquisitions["T2w"], intensities=t2w_levels)
+    values["t2starw"] = (
+        AcquisitionSpec(**acquisitions["T2starw"], intensities=Intensities(**levels["T2starw"]))
+        if mode == "iron"
+        else None
     )
-    t2starw = AcquisitionSpec(
-        suffix="T2starw",
-        shape=(128, 128, 28),
-        spacing_mm=(0.5, 0.5, 3.0),
-        orientation="LAS",
-        fov_offset_mm=(0.0, 5.0, 0.0),
-        echo_time_s=0.015,
-        repetition_time_s=0.6,
-        flip_angle_deg=30.0,
-        snr=25.0,
-        intensities=_T2STARW,
-        acquisition_type="2D",
-        scanning_sequence="GR",
-        pulse_sequence="2D multi-slice gradient echo, axial",
-    )
-    iron = mode == "iron"
-    return dict(
-        scale="human",
-        field_strength_T=3.0,
-        cord_ap_mm=8.5,
-        cord_lr_mm=12.5,
-        csf_rim_mm=3.0,
-        curvature_amplitude_mm=3.0,
-        curvature_period_mm=120.0,
-        curvature_phase_rad=0.5,
-        tilt_deg=0.0,
-        grey_matter=True,
-        vertebra_period_mm=19.0,
-        disc_height_mm=5.0,
-        vertebra_offset_mm=6.0,
-        vertebral_body_ap_mm=16.0,
-        vertebral_body_lr_mm=22.0,
-        cortex_thickness_mm=1.0,
-        epidural_gap_mm=1.5,
-        lamina_thickness_mm=3.0,
-        spinous_length_mm=18.0,
-        spinous_width_mm=5.0,
-        body_lr_mm=120.0,
-        body_ap_mm=110.0,
-        body_offset_ap_mm=10.0,
-        graft_volume0_mm3=100.0 if iron else 150.0,
-        graft_volume_inf_mm3=40.0 if iron else 60.0,
-        graft_rate_per_day=0.025,
-        graft_aspect=(1.0, 0.8, 2.2),
-        cyst_volume_mm3=0.0 if iron else 10.0,
-        cyst_gap_mm=1.0,
-        cells_injected=2_000_000,
-        iron_pg_per_cell=1.0 if iron else 0.0,
-        iron_persistent_fraction=0.7,
-        iron_rate_per_day=0.01,
-        magnetization_am2_per_kg=100.0,
-        void_phase_rad=1.0,
-        injection_world_mm=(1.5, -22.0, -40.0),
-        t2w=t2w,
-        t2starw=t2starw if iron else None,
-        bias_amplitude=0.3,
-        bias_order=3,
-        bias_scale_mm=60.0,
-        max_rotation_deg=3.0,
-        max_translation_mm=2.0,
-        session_days=(7.0, 28.0, 56.0, 112.0, 168.0, 252.0, 365.0),
-    )
-
-
-def _rodent(mode: str) -> dict[str, Any]:
-    t2w = AcquisitionSpec(
-        suffix="T2w",
-        shape=(96, 104, 36),
-        spacing_mm=(0.1, 0.1, 0.5),
-        orientation="LPS",
-        fov_offset_mm=(0.0, -0.8, 0.0),
-        echo_time_s=0.033,
-        repetition_time_s=2.5,
-        flip_angle_deg=90.0,
-        snr=20.0,
-        intensities=_t2w_intensities(mode),
-        acquisition_type="2D",
-        scanning_sequence="SE",
-        pulse_sequence="2D RARE (fast spin echo), axial",
-    )
-    t2starw = AcquisitionSpec(
-        suffix="T2starw",
-        shape=(96, 104, 44),
-        spacing_mm=(0.1, 0.1, 0.4),
-        orientation="LAS",
-        fov_offset_mm=(0.0, -0.8, 0.0),
-        echo_time_s=0.008,
-        repetition_time_s=0.8,
-        flip_angle_deg=30.0,
-        snr=25.0,
-        intensities=_T2STARW,
-        acquisition_type="2D",
-        scanning_sequence="GR",
-        pulse_sequence="2D multi-gradient echo (FLASH/MGE), axial",
-    )
-    iron = mode == "iron"
-    return dict(
-        scale="rodent",
-        field_strength_T=9.4,
-        cord_ap_mm=2.2,
-        cord_lr_mm=3.2,
-        csf_rim_mm=0.3,
-        curvature_amplitude_mm=0.3,
-        curvature_period_mm=24.0,
-        curvature_phase_rad=0.5,
-        tilt_deg=0.0,
-        grey_matter=True,
-        vertebra_period_mm=4.0,
-        disc_height_mm=0.8,
-        vertebra_offset_mm=1.2,
-        vertebral_body_ap_mm=2.6,
-        vertebral_body_lr_mm=3.6,
-        cortex_thickness_mm=0.15,
-        epidural_gap_mm=0.15,
-        lamina_thickness_mm=0.35,
-        spinous_length_mm=1.8,
-        spinous_width_mm=0.5,
-        body_lr_mm=30.0,
-        body_ap_mm=24.0,
-        body_offset_ap_mm=6.8,
-        graft_volume0_mm3=1.0 if iron else 2.0,
-        graft_volume_inf_mm3=0.4 if iron else 0.8,
-        graft_rate_per_day=0.03,
-        graft_aspect=(1.0, 0.8, 2.2),
-        cyst_volume_mm3=0.0 if iron else 0.1,
-        cyst_gap_mm=0.1,
-        cells_injected=50_000 if iron else 500_000,
-        iron_pg_per_cell=1.0 if iron else 0.0,
-        iron_persistent_fraction=0.7,
-        iron_rate_per_day=0.01,
-        magnetization_am2_per_kg=100.0,
-        void_phase_rad=1.0,
-        injection_world_mm=(0.3, -1.5, 2.0),
-        t2w=t2w,
-        t2starw=t2starw if iron else None,
-        bias_amplitude=0.3,
-        bias_order=3,
-        bias_scale_mm=10.0,
-        max_rotation_deg=3.0,
-        max_translation_mm=0.4,
-        session_days=(7.0, 14.0, 28.0, 56.0, 84.0, 112.0, 168.0),
-    )
+    return values
 
 
 def default_spec(scale: Scale | None = None, mode: Mode = "t2", **changes: Any) -> PhantomSpec:
@@ -656,7 +501,7 @@ def default_spec(scale: Scale | None = None, mode: Mode = "t2", **changes: Any) 
         scale = "rodent" if mode == "iron" else "human"
     if scale not in ("human", "rodent"):
         raise ConfigError(f"scale must be 'human' or 'rodent', not {scale!r}")
-    values = (_human if scale == "human" else _rodent)(mode)
+    values = _preset(scale, mode)
     known = {f.name for f in dataclasses.fields(PhantomSpec) if not f.name.startswith("_")}
     unknown = sorted(set(changes) - known)
     if unknown:
