@@ -20,6 +20,7 @@ import numpy as np
 
 from graftimg.errors import ConfigError, GraftimgError, OutputError, SegmentationError
 from graftimg.io.atomic import write_json_atomic
+from graftimg.io.session_record import record_json
 from graftimg.io.volume import Volume, load_volume, save_like
 from graftimg.modes import Mode
 from graftimg.pipeline.config import PipelineConfig
@@ -593,7 +594,7 @@ def run_session(
     summary["timings_s"]["load_s"] = round(load_s, 3)
     summary["timings_s"]["write_s"] = round(time.perf_counter() - t_write, 3)
     summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
-    write_json_atomic(paths["json"], json_ready(summary), default=_json_default)
+    write_json_atomic(paths["json"], record_json(summary), default=_json_default)
     return dataclasses.replace(result, summary=summary)
 
 
