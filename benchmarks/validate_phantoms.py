@@ -212,8 +212,10 @@ def load_truth(folder: Path, name: str, occupancy: np.ndarray, affine: np.ndarra
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+    from graftimg.measure.overlap import dice
+
+    value = dice(a, b)
+    return 1.0 if np.isnan(value) else value  # nothing to find and nothing found
 
 
 def _segment(path: Path, case: Case, site, cord_from: Path | None, k_sigma: float | None):

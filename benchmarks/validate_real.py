@@ -293,8 +293,10 @@ def write_case(folder: Path, case: Case, synth) -> tuple[Path, Path]:
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
-    total = int(a.sum()) + int(b.sum())
-    return None if total == 0 else 2.0 * int((a & b).sum()) / total
+    from graftimg.measure.overlap import dice
+
+    value = dice(a, b)
+    return None if np.isnan(value) else value
 
 
 def _window_half_length_mm(volume) -> float:
