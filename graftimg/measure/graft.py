@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from graftimg.arrays import bounding_box
 from graftimg.measure.lesion import lesion_metrics
 from graftimg.measure.volume import (
     component_table,
@@ -274,11 +275,8 @@ def partial_volume_mm3(
     line_all = np.asarray(centerline_voxels, dtype=np.float64)
     drift = line_all[z_lo:z_hi] - np.nanmean(line_all[idx[:, 2]], axis=0)
     reach = np.nanmax(np.abs(drift), axis=0) if np.isfinite(drift).any() else np.zeros(2)
-    margin = np.array([3 + int(np.ceil(reach[0])), 3 + int(np.ceil(reach[1])), 0])
-    lo = np.maximum(idx.min(axis=0) - margin, 0)
-    hi = np.minimum(idx.max(axis=0) + margin + 1, graft.shape)
-    lo[2], hi[2] = z_lo, z_hi
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    margin = (3 + int(np.ceil(reach[0])), 3 + int(np.ceil(reach[1])), 0)
+    box = (*bounding_box(lesion_any, margin)[:2], slice(z_lo, z_hi))
     data = np.asarray(image[box], dtype=np.float64)
     g = graft[box]
     zone = ndimage.binary_dilation(lesion_any[box], _FULL)
@@ -288,7 +286,7 @@ def partial_volume_mm3(
     core = ndimage.binary_erosion(g, _FACES)
     region = (g & ~core) | shell
 
-    line = line_all[box[2]] - lo[:2]
+    line = line_all[box[2]] - np.array([box[0].start, box[1].start])
     wanted = np.flatnonzero(region.any(axis=(0, 1)))
     planes = along_cord_background(data, zone, line, wanted, n_side=n_side)
     background = np.full(data.shape, float(level_normal))
