@@ -317,7 +317,7 @@ def test_unwritable_output_names_the_file_not_a_temporary(tmp_path, monkeypatch)
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / ".graftimg-tmp-1-x"))
 
-    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    monkeypatch.setattr("graftimg.io.atomic._create_file", refuse)  # where the temporary is made
     with pytest.raises(OutputError) as info, atomic_path(tmp_path / "table.tsv"):
         pass
     assert str(info.value).startswith(f"{tmp_path / 'table.tsv'}: cannot write (Permission")
