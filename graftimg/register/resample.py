@@ -3,8 +3,8 @@
 Typical uses: the cord mask of a same-session T2w carried into the T2*w grid, a baseline mask
 carried into a later session through the rigid transform of
 :func:`graftimg.register.rigid.register_rigid`, or a session resampled onto the baseline for a
-visual check. Volumes are always *measured* in each session's native grid (METHODS §2.1); these
-functions only move masks and images between grids.
+visual check. Volumes are always *measured* in each session's native grid (resampling changes
+volumes; docs/registration.md); these functions only move masks and images between grids.
 
 Conventions
 -----------
@@ -47,7 +47,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from graftimg.errors import DimensionError, SpacingError
+from graftimg.errors import ConfigError, DimensionError, SpacingError
 
 __all__ = ["resample_mask", "resample_to_grid", "voxel_to_voxel"]
 
@@ -152,7 +152,7 @@ def resample_to_grid(
     """
     moving, shape = _check_inputs(moving, target_shape)
     if order not in (0, 1, 3):
-        raise ValueError(f"order must be 0, 1 or 3, got {order!r}")
+        raise ConfigError(f"order must be 0, 1 or 3, got {order!r}")
     matrix = voxel_to_voxel(moving_affine, target_affine, world_transform)
     if order == 0:
         # Snap near-integer coordinates so that flipped/permuted copies of a grid map exactly.
@@ -227,7 +227,7 @@ def resample_mask(
             order=0,
         )
     if method != "fractional":
-        raise ValueError(f"method must be 'fractional' or 'nearest', got {method!r}")
+        raise ConfigError(f"method must be 'fractional' or 'nearest', got {method!r}")
     matrix = voxel_to_voxel(moving_affine, target_affine, world_transform)
     # Edges of one target voxel, in mask voxel units: its footprint's extent along each mask axis.
     extent = np.abs(matrix[:3, :3]).sum(axis=1)

@@ -1,15 +1,15 @@
 """Rigid (6-DOF) registration of a session to the subject's baseline, around the cord.
 
-METHODS §2.1 and pipeline step 8: each session is aligned to the baseline by a SimpleITK
-``Euler3DTransform``, Mattes mutual information (32 bins) or normalised correlation, a 3-level
-pyramid (shrink 4/2/1, Gaussian smoothing 2/1/0 voxels of the fixed image's finest axis, applied
-in millimetres so thick slices are not over-smoothed), and a metric mask — the cord dilated by a
-few millimetres within a few centimetres of the injection site (:func:`cord_metric_mask`),
-because the cord moves relative to the vertebrae with neck flexion. Rotations are about
-``center_mm`` (the injection site) when given. Sampling is deterministic: either every voxel of
-the mask, or a fixed percentage drawn with a fixed seed, so the same inputs give the same
-transform. Registration only moves masks and anchors between sessions; volumes are always
-measured in each session's native grid.
+Within-subject rigid alignment, as docs/registration.md describes: each session is aligned to the
+baseline by a SimpleITK ``Euler3DTransform``, Mattes mutual information (32 bins) or normalised
+correlation, a 3-level pyramid (shrink 4/2/1, Gaussian smoothing 2/1/0 voxels of the fixed image's
+finest axis, applied in millimetres so thick slices are not over-smoothed), and a metric mask — the
+cord dilated by a few millimetres within a few centimetres of the injection site
+(:func:`cord_metric_mask`), because the cord moves relative to the vertebrae with neck flexion.
+Rotations are about ``center_mm`` (the injection site) when given. Sampling is deterministic:
+either every voxel of the mask, or a fixed percentage drawn with a fixed seed, so the same inputs
+give the same transform. Registration only moves masks and anchors between sessions; volumes are
+always measured in each session's native grid.
 
 Geometry: graftimg arrays come with a 4×4 affine from voxel index to scanner RAS millimetres.
 SimpleITK works in LPS, so :func:`to_sitk_image` negates the x and y rows of the affine to get
@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from graftimg.arrays import bounding_box
-from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError
+from graftimg.errors import ConfigError, DimensionError, NonFiniteDataError, SegmentationError
 from graftimg.register.resample import _check_affine, resample_to_grid
 
 __all__ = [
@@ -214,13 +214,13 @@ def cord_metric_mask(
     dilation_mm : float, optional
         Grow the cord by this Euclidean distance in mm, so that the cord/CSF boundary and the
         wall of the spinal canal, which carry the alignment information, are inside the mask.
-        Default 5 mm. METHODS proposes 3 mm, but the CSF ring around a human cord is itself
+        Default 5 mm, not 3 mm: the CSF ring around a human cord is itself
         2–4 mm thick: a 3 mm mask then holds cord and CSF only. On a cord phantom with a 3 mm
         CSF ring, misaligned by 4–5 mm and 4–6°, the optimiser fell into wrong (often
         anti-correlated) minima in 12 of 16 runs with 3 mm and in none with 5 mm (residual
         ≤ 0.14 voxel). Rodent cords need about 0.5–1 mm.
     radius_mm : float, optional
-        Keep voxels within this distance (mm) of ``center_mm`` (METHODS: 40 mm human, 8 mm rat).
+        Keep voxels within this distance (mm) of ``center_mm`` (40 mm human, 8 mm rat by default).
 
     Returns
     -------
@@ -424,11 +424,11 @@ def register_rigid(
     fixed_affine = _check_affine(fixed_affine, "fixed_affine")
     moving_affine = _check_affine(moving_affine, "moving_affine")
     if metric not in ("mattes", "correlation"):
-        raise ValueError(f"metric must be 'mattes' or 'correlation', got {metric!r}")
+        raise ConfigError(f"metric must be 'mattes' or 'correlation', got {metric!r}")
     if len(shrink_factors) != len(smoothing_voxels) or not shrink_factors:
-        raise ValueError("shrink_factors and smoothing_voxels need one entry per pyramid level")
+        raise ConfigError("shrink_factors and smoothing_voxels need one entry per pyramid level")
     if initialization not in ("identity", "geometry"):
-        raise ValueError(
+        raise ConfigError(
             f"initialization must be 'identity' or 'geometry', got {initialization!r}"
         )
     fixed_spacing = _spacing_of(fixed_affine)
@@ -474,7 +474,7 @@ def register_rigid(
         )
         rotation = init_lps[:3, :3]
         if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-4):
-            raise ValueError("initial_world_matrix must be rigid (a rotation and a translation)")
+            raise ConfigError("initial_world_matrix must be rigid (a rotation and a translation)")
         c = _RAS_LPS[:3, :3] @ centre_ras
         transform.SetMatrix(rotation.ravel().tolist(), 1e-4)
         transform.SetTranslation((init_lps[:3, 3] + rotation @ c - c).tolist())
