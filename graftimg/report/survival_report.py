@@ -27,6 +27,7 @@ import numpy as np
 from graftimg._version import __version__
 from graftimg.errors import GraftimgError, MetadataError
 from graftimg.io.atomic import write_json_atomic, write_text_atomic
+from graftimg.io.tsv import tsv_cell
 from graftimg.longitudinal import (
     FLAG_DESCRIPTIONS,
     SubjectSurvival,
@@ -275,22 +276,17 @@ def _qc_panel(result: SessionResult, out_dir: Path) -> dict[str, Any]:
     return {"session": name, "png": figure_png_base64(fig), "note": image_path.name}
 
 
-def _cell(value: Any, *, digits: int = 6, html: bool = False) -> str:
-    """A value as text: a TSV cell, or (``html``) a table entry with fewer digits."""
+def _fmt(value: Any, digits: int = 3) -> str:
+    """A value as a table entry of the pages, with few digits (TSV cells: io.tsv.tsv_cell)."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
-        return ("yes" if value else "no") if html else ("true" if value else "false")
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     if isinstance(value, list | tuple):
-        items = [_cell(v, digits=digits, html=html) for v in value]
-        return "[" + ", ".join(items) + "]" if html else ",".join(items) or "n/a"
+        return "[" + ", ".join(_fmt(v, digits) for v in value) + "]"
     return str(value)
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    return _cell(value, digits=digits, html=True)
 
 
 def _template(name: str) -> Any:
@@ -452,7 +448,7 @@ def write_survival_reports(
                 }
             )
     lines = ["\t".join(COHORT_COLUMNS)]
-    lines += ["\t".join(_cell(row[c]) for c in COHORT_COLUMNS) for row in rows]
+    lines += ["\t".join(tsv_cell(row[c]) for c in COHORT_COLUMNS) for row in rows]
     tsv = write_text_atomic(out_dir / COHORT_TSV, "\n".join(lines) + "\n")
     cohort = [c.to_json() for c in cohort_summary(analyses)]
     cohort_html = _template("cohort.html.j2").render(
