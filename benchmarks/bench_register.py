@@ -227,6 +227,74 @@ def real(cases: int) -> dict:
     return out
 
 
+def figure(path: Path) -> None:
+    """The metric mask on the real T2w: sagittal and axial slices through the site."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graftimg.io.volume import load_volume
+    from graftimg.register.session import site_metric_mask
+
+    image, seg = SCANS["t2"]
+    volume = load_volume(DATA / image)
+    cord = np.asarray(load_volume(DATA / seg).data) > 0.5
+    index = np.argwhere(cord)
+    middle = int(np.median(index[:, 2]))
+    centre = index[index[:, 2] == middle].mean(axis=0)
+    site = np.asarray(volume.voxel_to_world(centre))
+    mask = site_metric_mask(cord, volume.affine, site).mask
+    i, _, k = (round(float(c)) for c in centre)
+    sx, sy, sz = volume.spacing
+    data = np.asarray(volume.data, dtype=float)
+    low, high = np.percentile(data, [1.0, 99.5])
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 4.2), dpi=150)
+    views = [  # canonical RAS+: sagittal = (A, S) at x = i, axial = (R→L shown, A) at z = k
+        ("sagittal", (i, slice(None), slice(None)), (sy, sz), ("A", "P", "S", "I"), centre[1:]),
+        ("axial", (slice(None), slice(None), k), (sx, sy), ("R", "L", "A", "P"), centre[:2]),
+    ]
+    for ax, (name, cut, (sh, sv), letters, mark) in zip(axes, views, strict=True):
+        plane = data[cut]
+        nh, nv = plane.shape
+        extent = (-0.5 * sh, (nh - 0.5) * sh, -0.5 * sv, (nv - 0.5) * sv)
+        ax.imshow(plane.T, cmap="gray", origin="lower", extent=extent, vmin=low, vmax=high)
+        hx, vx = np.arange(nh) * sh, np.arange(nv) * sv
+        ax.contour(hx, vx, cord[cut].T.astype(float), [0.5], colors="#0072B2", linewidths=1.2)
+        ax.contour(hx, vx, mask[cut].T.astype(float), [0.5], colors="#E69F00", linewidths=1.2)
+        ax.plot(mark[0] * sh, mark[1] * sv, "+", color="#F0E442", ms=10, mew=2)
+        ax.set_xlim(extent[1], extent[0])  # anterior / patient's right on the left
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{name} through the site", fontsize=8)
+        style = {"color": "white", "fontsize": 9, "fontweight": "bold", "transform": ax.transAxes}
+        for (x, y, ha, va), letter in zip(
+            [
+                (0.02, 0.5, "left", "center"),
+                (0.98, 0.5, "right", "center"),
+                (0.5, 0.98, "center", "top"),
+                (0.5, 0.02, "center", "bottom"),
+            ],
+            letters,
+            strict=True,
+        ):
+            ax.text(x, y, letter, ha=ha, va=va, **style)
+        x0 = extent[0] + 0.12 * (extent[1] - extent[0])
+        y0 = extent[2] + 0.08 * (extent[3] - extent[2])
+        ax.plot([x0, x0 + 10.0], [y0, y0], color="white", lw=3)
+        ax.text(x0 + 5.0, y0 + 1.0, "10 mm", color="white", ha="center", va="bottom", fontsize=7)
+    fig.suptitle(
+        "Spinal Cord Toolbox T2w: cord (blue), site (+),\n"
+        "metric mask = cord + CSF + 7 mm rim within ±20 mm of the site (orange)",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -235,7 +303,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=20, help="moved copies per scan")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--figure", type=Path, help="draw the metric mask on the real T2w here")
     args = parser.parse_args(argv)
+    if args.figure:
+        figure(args.figure)
     report: dict = {
         "machine": {
             "python": platform.python_version(),

@@ -12,11 +12,11 @@ from scipy.spatial.transform import Rotation
 from graftimg.errors import DimensionError, NonFiniteDataError, SegmentationError, SpacingError
 from graftimg.register.resample import resample_mask, resample_to_grid, voxel_to_voxel
 from graftimg.register.rigid import (
-    cord_metric_mask,
     register_rigid,
     to_sitk_image,
     world_matrix_from_sitk,
 )
+from graftimg.register.session import site_metric_mask
 
 # --------------------------------------------------------------------------------------------
 # An elongated cord-like phantom defined in world millimetres (RAS), sampled on any grid:
@@ -181,7 +181,7 @@ def _apply(matrix, point):
 )
 def test_recovers_a_known_rigid_motion(name, metric):
     fixed, fixed_affine, moving, moving_affine, cord, spacing = make_session_pair(name)
-    mask = cord_metric_mask(cord, fixed_affine, center_mm=ANCHOR, radius_mm=40.0)
+    mask = site_metric_mask(cord, fixed_affine, ANCHOR, half_length_mm=40.0, rim_mm=5.0).mask
     reg = register_rigid(
         fixed,
         fixed_affine,
@@ -207,7 +207,7 @@ def test_recovers_a_known_rigid_motion(name, metric):
 
 def test_registration_is_reproducible_bit_for_bit():
     fixed, fixed_affine, moving, moving_affine, cord, _ = make_session_pair("thick-oblique")
-    mask = cord_metric_mask(cord, fixed_affine, center_mm=ANCHOR, radius_mm=25.0)
+    mask = site_metric_mask(cord, fixed_affine, ANCHOR, half_length_mm=25.0, rim_mm=5.0).mask
     runs = [
         register_rigid(
             fixed, fixed_affine, moving, moving_affine, fixed_mask=mask, max_samples=3000
@@ -294,23 +294,21 @@ def test_registration_rejects_bad_input():
         register_rigid(fixed, np.eye(4), np.full((8, 8, 8), np.nan), np.eye(4))
 
 
-def test_cord_metric_mask():
+def test_site_metric_mask_on_thick_slices():
     cord = np.zeros((30, 30, 80), dtype=bool)
     cord[13:17, 12:18, :] = True
     affine = np.diag([0.5, 0.5, 2.0, 1.0])
-    mask = cord_metric_mask(
-        cord, affine, center_mm=(7.5, 7.5, 80.0), dilation_mm=2.0, radius_mm=20.0
-    )
+    mask = site_metric_mask(cord, affine, (7.5, 7.5, 80.0), half_length_mm=20.0, rim_mm=2.0).mask
     assert mask[cord].sum() < cord.sum()  # limited along z …
     z_extent = np.nonzero(mask.any(axis=(0, 1)))[0]
     assert (z_extent.max() - z_extent.min()) * 2.0 <= 40.0
     assert mask[15, 17 + 4, 40] and not mask[15, 17 + 5, 40]  # … grown by 2 mm = 4 voxels in y
     with pytest.raises(SegmentationError, match="empty"):
-        cord_metric_mask(np.zeros_like(cord), affine)
+        site_metric_mask(np.zeros_like(cord), affine)
     with pytest.raises(SegmentationError, match="no cord within"):
-        cord_metric_mask(cord, affine, center_mm=(500.0, 0.0, 0.0))
+        site_metric_mask(cord, affine, (500.0, 0.0, 0.0))
     with pytest.raises(DimensionError, match="3D"):
-        cord_metric_mask(cord[0], affine)
+        site_metric_mask(cord[0], affine)
 
 
 # --------------------------------------------------------------------------------------------

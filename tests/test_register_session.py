@@ -78,7 +78,7 @@ def test_the_bare_cord_is_a_worse_mask_than_the_cord_with_its_csf():
         result = register_session(fixed, moving, cord_mask=cord, site_mm=site, rim_mm=rim_mm)
         return np.linalg.norm(np.asarray(result.site_in_moving_mm) - truth)
 
-    assert residual(7.0) <= 0.3 < residual(0.0)
+    assert residual(None) <= 0.3 < residual(0.0)  # the default rim vs the bare cord
 
 
 def test_site_mask_follows_an_oblique_cord():

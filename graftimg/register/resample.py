@@ -3,8 +3,8 @@
 Typical uses: the cord mask of a same-session T2w carried into the T2*w grid, a baseline mask
 carried into a later session through the rigid transform of
 :func:`graftimg.register.rigid.register_rigid`, or a session resampled onto the baseline for a
-visual check. Volumes are always *measured* in each session's native grid (resampling changes
-volumes; docs/registration.md); these functions only move masks and images between grids.
+visual check. Volumes are always *measured* in each session's native grid; these functions
+only move masks and images between grids.
 
 Conventions
 -----------

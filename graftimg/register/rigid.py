@@ -1,15 +1,15 @@
-"""Rigid (6-DOF) registration of a session to the subject's baseline, around the cord.
+"""Rigid (6-DOF) registration of one image to another, optionally around the cord.
 
-Within-subject rigid alignment, as docs/registration.md describes: each session is aligned to the
-baseline by a SimpleITK ``Euler3DTransform``, Mattes mutual information (32 bins) or normalised
-correlation, a 3-level pyramid (shrink 4/2/1, Gaussian smoothing 2/1/0 voxels of the fixed image's
-finest axis, applied in millimetres so thick slices are not over-smoothed), and a metric mask — the
-cord dilated by a few millimetres within a few centimetres of the injection site
-(:func:`cord_metric_mask`), because the cord moves relative to the vertebrae with neck flexion.
-Rotations are about ``center_mm`` (the injection site) when given. Sampling is deterministic:
-either every voxel of the mask, or a fixed percentage drawn with a fixed seed, so the same inputs
-give the same transform. Registration only moves masks and anchors between sessions; volumes are
-always measured in each session's native grid.
+A SimpleITK ``Euler3DTransform`` is fitted with Mattes mutual information (32 bins) or
+normalised correlation, a 3-level pyramid (shrink 4/2/1, Gaussian smoothing 2/1/0 voxels of the
+fixed image's finest axis, applied in millimetres so thick slices are not over-smoothed) and an
+optional metric mask; with a mask, both images are cropped around it first. Rotations are about
+``center_mm`` (the injection site) when given. Sampling is deterministic: either every voxel of
+the mask, or a fixed percentage drawn with a fixed seed, so the same inputs give the same
+transform. :func:`graftimg.register.session.register_session` builds the mask (the cord, its
+CSF and a rim near the injection site) and chooses the settings for sessions of one subject;
+docs/registration.md describes the method. Registration only moves masks and anchors between
+sessions; volumes are always measured in each session's native grid.
 
 Geometry: graftimg arrays come with a 4×4 affine from voxel index to scanner RAS millimetres.
 SimpleITK works in LPS, so :func:`to_sitk_image` negates the x and y rows of the affine to get
@@ -36,7 +36,6 @@ from graftimg.register.resample import _check_affine, resample_to_grid
 
 __all__ = [
     "RigidRegistration",
-    "cord_metric_mask",
     "register_rigid",
     "to_sitk_image",
     "world_matrix_from_sitk",
@@ -193,75 +192,6 @@ def _spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))  # type: ignore[return-value]
 
 
-def cord_metric_mask(
-    cord_mask: np.ndarray,
-    affine: np.ndarray,
-    *,
-    center_mm: Sequence[float] | None = None,
-    dilation_mm: float = 5.0,
-    radius_mm: float = 40.0,
-) -> np.ndarray:
-    """Metric mask for session registration: the cord, dilated, near the site of interest.
-
-    Parameters
-    ----------
-    cord_mask : (X, Y, Z) ndarray of bool
-        Cord mask in the fixed image's grid.
-    affine : (4, 4) ndarray
-        Its voxel → RAS mm affine.
-    center_mm : sequence of 3 float, optional
-        Site of interest (e.g. the injection site), RAS mm. Without it, the whole cord is used.
-    dilation_mm : float, optional
-        Grow the cord by this Euclidean distance in mm, so that the cord/CSF boundary and the
-        wall of the spinal canal, which carry the alignment information, are inside the mask.
-        Default 5 mm, not 3 mm: the CSF ring around a human cord is itself
-        2–4 mm thick: a 3 mm mask then holds cord and CSF only. On a cord phantom with a 3 mm
-        CSF ring, misaligned by 4–5 mm and 4–6°, the optimiser fell into wrong (often
-        anti-correlated) minima in 12 of 16 runs with 3 mm and in none with 5 mm (residual
-        ≤ 0.14 voxel). Rodent cords need about 0.5–1 mm.
-    radius_mm : float, optional
-        Keep voxels within this distance (mm) of ``center_mm`` (40 mm human, 8 mm rat by default).
-
-    Returns
-    -------
-    (X, Y, Z) ndarray of bool
-
-    Raises
-    ------
-    SegmentationError
-        The cord mask is empty, or nothing of it lies within ``radius_mm`` of the centre.
-
-    Examples
-    --------
-    >>> cord = np.zeros((20, 20, 60), dtype=bool)
-    >>> cord[8:12, 8:12, :] = True
-    >>> mask = cord_metric_mask(cord, np.eye(4), center_mm=(10, 10, 30), radius_mm=10)
-    >>> int(mask[:, :, 30].sum()) > int(cord[:, :, 30].sum()), bool(mask[:, :, 5].any())
-    (True, False)
-    """
-    cord = np.asarray(cord_mask, dtype=bool)
-    if cord.ndim != 3:
-        raise DimensionError(f"expected a 3D cord mask, got shape {cord.shape}")
-    if not cord.any():
-        raise SegmentationError("the cord mask is empty", hint="check the cord segmentation")
-    affine = _check_affine(affine, "affine")
-    spacing = _spacing_of(affine)
-    mask = ndimage.distance_transform_edt(~cord, sampling=spacing) <= dilation_mm
-    if center_mm is not None:
-        centre = np.asarray(center_mm, dtype=np.float64)
-        grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in cord.shape], indexing="ij")
-        index = np.stack([g.ravel() for g in grids])
-        world = affine[:3, :3] @ index + affine[:3, 3:4]
-        near = (np.sum((world - centre[:, None]) ** 2, axis=0) <= radius_mm**2).reshape(cord.shape)
-        mask &= near
-        if not mask.any():
-            raise SegmentationError(
-                f"no cord within {radius_mm} mm of {tuple(centre.tolist())} (RAS mm)",
-                hint="check the injection coordinates and that the mask is in the same space",
-            )
-    return mask
-
-
 def _box_affine(affine: np.ndarray, box: Sequence[slice]) -> np.ndarray:
     """Affine of ``array[box]``: the same voxel size, its first voxel as origin."""
     offset = np.array([s.start for s in box], dtype=np.float64)
@@ -328,7 +258,8 @@ def register_rigid(
     fixed_affine, moving_affine : (4, 4) ndarray
         Voxel → scanner RAS mm affines.
     fixed_mask : (X, Y, Z) ndarray of bool, optional
-        Metric mask in the fixed grid (see :func:`cord_metric_mask`). The fixed image is cropped
+        Metric mask in the fixed grid (see
+        :func:`graftimg.register.session.site_metric_mask`). The fixed image is cropped
         to the mask's bounding box, which also makes the registration fast.
     center_mm : sequence of 3 float, optional
         Centre of rotation, fixed world RAS mm (the injection site). Default: the centroid of

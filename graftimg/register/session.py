@@ -47,11 +47,14 @@ __all__ = [
     "site_metric_mask",
 ]
 
-#: Defaults per scale: half length of the box along the cord and in-plane rim around the cord
-#: (mm). Human: a 10–13 mm cord, a 2–4 mm CSF ring; rat: a 3 mm cord, a sub-millimetre ring.
+#: Defaults per scale: half length of the box along the cord, in-plane rim around the cord and
+#: motion allowed beyond the box (mm). Human: a 10–13 mm cord, a 2–4 mm CSF ring; a 10 mm rim
+#: reaches through the CSF to the dura and the canal wall (on clinical-size phantom pairs whose
+#: graft shrank between sessions, a 7 mm rim left 0.1–0.7 mm at the site, 10 mm ≤ 0.1 mm).
+#: Rat: a 3 mm cord, a sub-millimetre ring.
 SCALE_DEFAULTS: dict[str, dict[str, float]] = {
-    "human": {"half_length_mm": 20.0, "rim_mm": 7.0, "moving_margin_mm": 10.0},
-    "rodent": {"half_length_mm": 5.0, "rim_mm": 1.5, "moving_margin_mm": 3.0},
+    "human": {"half_length_mm": 20.0, "rim_mm": 10.0, "moving_margin_mm": 10.0},
+    "rodent": {"half_length_mm": 5.0, "rim_mm": 2.0, "moving_margin_mm": 3.0},
 }
 
 
@@ -92,7 +95,7 @@ def site_metric_mask(
     site_mm: Sequence[float] | None = None,
     *,
     half_length_mm: float = 20.0,
-    rim_mm: float = 7.0,
+    rim_mm: float = 10.0,
 ) -> SiteRegion:
     """The cord, its CSF and a rim, within ``±half_length_mm`` of the site along the cord.
 
@@ -109,7 +112,7 @@ def site_metric_mask(
         voxels within this distance of the site). Default 20 mm (human); 5 mm suits a rat.
     rim_mm : float, optional
         Euclidean growth of the cord (mm): it must reach through the CSF ring to the canal
-        wall. Default 7 mm (human); 1.5 mm suits a rat.
+        wall. Default 10 mm (human); 2 mm suits a rat.
 
     Returns
     -------
@@ -307,7 +310,7 @@ class SessionRegistration:
         }
 
 
-#: Settings of the box registration: 3 levels, at most 20 000 metric samples per level (drawn
+#: Settings of the box registration: 3 levels, at most 10 000 metric samples per level (drawn
 #: with a fixed seed), a first step of one voxel shortened by 0.8 at each turn of the gradient,
 #: stopping below a hundredth of a voxel or after 50 iterations per level (the fine level
 #: takes 15–35), and the moving image's gradient taken at the samples (see
@@ -315,7 +318,7 @@ class SessionRegistration:
 _BOX_SETTINGS: dict[str, Any] = {
     "shrink_factors": (4, 2, 1),
     "smoothing_voxels": (2.0, 1.0, 0.0),
-    "max_samples": 20_000,
+    "max_samples": 10_000,
     "learning_rate_voxels": 1.0,
     "min_step_voxels": 1e-2,
     "relaxation": 0.8,
@@ -356,7 +359,7 @@ def register_session(
     metric : {'mattes', 'correlation'}, optional
         Mattes mutual information (any contrasts) or normalised correlation (same contrast).
     scale : {'auto', 'human', 'rodent'}, optional
-        Picks the defaults of ``half_length_mm`` and ``rim_mm`` (20 / 7 mm human, 5 / 1.5 mm
+        Picks the defaults of ``half_length_mm`` and ``rim_mm`` (20 / 10 mm human, 5 / 2 mm
         rodent) and of the motion allowed (10 / 3 mm). ``'auto'``: rodent when the fixed
         image's finest voxel is below 0.25 mm.
     half_length_mm, rim_mm : float, optional
