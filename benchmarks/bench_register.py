@@ -244,7 +244,8 @@ def figure(path: Path) -> None:
     middle = int(np.median(index[:, 2]))
     centre = index[index[:, 2] == middle].mean(axis=0)
     site = np.asarray(volume.voxel_to_world(centre))
-    mask = site_metric_mask(cord, volume.affine, site).mask
+    region = site_metric_mask(cord, volume.affine, site)
+    mask = region.mask
     i, _, k = (round(float(c)) for c in centre)
     sx, sy, sz = volume.spacing
     data = np.asarray(volume.data, dtype=float)
@@ -286,7 +287,8 @@ def figure(path: Path) -> None:
         ax.text(x0 + 5.0, y0 + 1.0, "10 mm", color="white", ha="center", va="bottom", fontsize=7)
     fig.suptitle(
         "Spinal Cord Toolbox T2w: cord (blue), site (+),\n"
-        "metric mask = cord + CSF + 7 mm rim within ±20 mm of the site (orange)",
+        f"metric mask = cord grown by {region.rim_mm:g} mm (CSF and canal wall) within "
+        f"±{region.half_length_mm:g} mm of the site (orange)",
         fontsize=8,
     )
     fig.tight_layout()
