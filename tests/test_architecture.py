@@ -237,7 +237,7 @@ def test_contract_catches_upward_lazy_and_generator_imports(tmp_path):
     assert cycles(root) == [loop]
 
 
-@pytest.mark.parametrize("rel", ["cli/main.py", "pipeline/session.py", "segment/graft.py"])
+@pytest.mark.parametrize("rel", ["cli/main.py", "pipeline/session.py", "segment/graft/segment.py"])
 def test_modules_resolve(rel):
     # the contract reads real files: each of these imports something it must see
     name = "graftimg." + rel.removesuffix(".py").replace("/", ".")

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from graftimg.errors import (
     ConfigError,
@@ -521,7 +522,7 @@ def test_params_per_scale():
     assert (rodent.window_half_length_mm, rodent.reference_band_mm) == (5.0, 4.0)
     assert rodent.min_component_volume_mm3 < human.min_component_volume_mm3
     assert GraftParams.for_scale("rodent", k_sigma=2.0).k_sigma == 2.0
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         human.k_sigma = 2.0  # type: ignore[misc]
 
 
@@ -534,6 +535,10 @@ def test_params_per_scale():
         ({"min_snr": float("nan")}, "must be finite"),
         ({"refine": "watershed"}, "refine must be"),
         ({"k_sigma": "3"}, "must be a number"),
+        ({"k_sigma": True}, "must be a number"),
+        ({"reference_min_voxels": 1.5}, "reference_min_voxels must be a whole number"),
+        ({"cyst_core_fraction": 1.5}, "cyst_core_fraction must be at most 1"),
+        ({"k_sgima": 3.0}, "unknown graft parameter 'k_sgima'"),
     ],
 )
 def test_params_are_validated(kwargs, match):

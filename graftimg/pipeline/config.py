@@ -8,7 +8,6 @@ at ``null`` take the default of the study's scale (human or rodent), resolved by
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -135,7 +134,7 @@ class PipelineConfig(_Strict):
     def _known_graft_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         from graftimg.segment.graft import GraftParams
 
-        known = {f.name for f in dataclasses.fields(GraftParams)}
+        known = set(GraftParams.model_fields)
         unknown = sorted(set(value) - known)
         if unknown:
             raise ConfigError(f"unknown graft parameter(s) {unknown}; known: {sorted(known)}")
@@ -159,7 +158,7 @@ class PipelineConfig(_Strict):
         chosen = scale or (self.scale if self.scale != "auto" else "human")
         out = self.model_dump()
         out["scale"] = chosen
-        out["graft"] = dataclasses.asdict(self.graft_params(chosen))
+        out["graft"] = self.graft_params(chosen).model_dump()
         if out["preprocess"]["shrink_factor"] is None:
             out["preprocess"]["shrink_factor"] = SHRINK_DEFAULTS[chosen]
         if out["preprocess"]["n4_knot_spacing_mm"] is None:
