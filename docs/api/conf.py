@@ -44,7 +44,7 @@ def module_sections() -> str:
     from pathlib import Path
 
     root = Path(graftimg.__file__).parent
-    found: dict[str, list[str]] = {layer: [] for layer, _ in LAYERS}
+    found: dict[str, list[tuple[str, bool]]] = {layer: [] for layer, _ in LAYERS}
     for path in sorted(root.rglob("*.py")):
         parts = ("graftimg", *path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
@@ -52,14 +52,16 @@ def module_sections() -> str:
         if parts[-1] == "_version":
             continue
         layer = "base" if len(parts) == 1 or path.parent == root else parts[1]
-        found.setdefault(layer, []).append(".".join(parts))
+        found.setdefault(layer, []).append((".".join(parts), path.name == "__init__.py"))
     lines = []
     for layer, title in LAYERS:
         if found.get(layer):
             lines += [title, "-" * len(title), ""]
-            for module in found[layer]:
-                # graftimg.cli re-exports main(), whose name is also the module graftimg.cli.main
-                extra = ["   :no-index:"] if module == "graftimg.cli" else []
+            for module, is_package in found[layer]:
+                # A package re-exports its modules' names (graftimg.cli even re-exports main(),
+                # also the name of the module graftimg.cli.main): those names are indexed where
+                # they are defined, so a package's own page is not indexed again.
+                extra = ["   :no-index:"] if is_package else []
                 lines += [f".. automodule:: {module}", *extra, ""]
     return "\n".join(lines)
 
