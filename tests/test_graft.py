@@ -23,7 +23,6 @@ from graftimg.errors import (
     SpacingError,
 )
 from graftimg.measure.graft import partial_volume_mm3
-from graftimg.measure.volume import partial_volume_weights
 from graftimg.morphology import open_fine as _open_fine
 from graftimg.segment.graft import GraftParams, segment_graft
 from graftimg.segment.reference import (
@@ -160,24 +159,6 @@ def dice(a, b):
     return 2.0 * (a & b).sum() / max(int(a.sum() + b.sum()), 1)
 
 
-def pv_volume_mm3(seg, image):
-    """Partial-volume-weighted volume over the sensitive (k − 1) mask, from the levels used.
-
-    Checks that ``levels.normal`` and ``levels.full`` are physically right: with them, the
-    weights ``clip((I − normal)/(full − normal), 0, 1)`` must add up to the analytic volume.
-    """
-    reach = seg.graft_mask_sensitive
-    if seg.support_mask is not None:
-        reach = reach | seg.support_mask
-    weights = partial_volume_weights(
-        image,
-        reach,
-        level_normal=seg.levels.normal,
-        level_full=seg.levels.full,
-    )
-    return float(weights.sum() * seg.voxel_volume_mm3)
-
-
 # --- accuracy --------------------------------------------------------------------------------
 
 
@@ -196,7 +177,7 @@ def test_graft_matches_truth(mode, spacing):
         assert dice(seg.graft_mask, truth) >= 0.85
         binary_error = seg.volume_mm3 / p["volume_mm3"] - 1
         assert -0.05 <= binary_error <= max_binary_error
-        assert pv_volume_mm3(seg, p["image"]) == pytest.approx(p["volume_mm3"], rel=0.06)
+        assert measured_pv_mm3(p, seg) == pytest.approx(p["volume_mm3"], rel=0.06)
         assert seg.flags == ()
         assert [c.reason for c in seg.components] == ["kept"]
         assert seg.components[0].distance_to_site_mm == 0.0

@@ -79,6 +79,9 @@ class SessionRecord(_Open):
     )
     graft_n_voxels: int | None = Field(None, description="Voxels in the graft mask.")
     cyst_volume_mm3: float | None = Field(None, description="t2 mode: cyst volume.")
+    cyst_volume_pv_mm3: float | None = Field(
+        None, description="t2 mode: cyst volume, partial-volume weighted."
+    )
     cord_volume_mm3: float | None = Field(None, description="Cord volume in the image.")
     voxel_size_mm: list[float] = Field(description="Voxel size (canonical x, y, z).")
     injection_site_mm: list[float] | None = Field(

@@ -109,17 +109,29 @@ def measure_graft(
     v_sensitive = volume_mm3(seg.graft_mask_sensitive, spacing=spacing)
     band = surface_band_mm3(graft, spacing=spacing) if graft.any() else 0.0
 
-    if graft.any() and math.isfinite(levels.full) and levels.full != levels.normal:
-        if centerline is None:
-            from graftimg.segment.centerline import fit_centerline
+    weigh_graft = graft.any() and math.isfinite(levels.full) and levels.full != levels.normal
+    weigh_cyst = (
+        seg.mode == "t2"
+        and cyst.any()
+        and math.isfinite(levels.cyst_full)
+        and levels.cyst_full > levels.normal
+    )
+    sigma_n = noise_sigma if noise_sigma else levels.sigma
+    if (weigh_graft or weigh_cyst) and centerline is None:
+        from graftimg.segment.centerline import fit_centerline
 
-            centerline = fit_centerline(cord_mask, spacing=spacing)
-        sigma_n = noise_sigma if noise_sigma else levels.sigma
+        centerline = fit_centerline(cord_mask, spacing=spacing)
+    line_voxels = (
+        np.asarray(centerline.points_mm)[:, :2] / np.asarray(spacing[:2])
+        if centerline is not None
+        else None
+    )
+    if weigh_graft:
         v_pv = partial_volume_mm3(
             image,
             graft,
             cyst if seg.mode == "t2" else None,
-            centerline_voxels=np.asarray(centerline.points_mm)[:, :2] / np.asarray(spacing[:2]),
+            centerline_voxels=line_voxels,
             spacing=spacing,
             mode=seg.mode,
             level_normal=levels.normal,
@@ -130,6 +142,27 @@ def measure_graft(
         )
     else:
         v_pv = v_bin
+    v_cyst = volume_mm3(cyst, spacing=spacing)
+    v_cyst_pv = v_cyst
+    if weigh_cyst:
+        # The cyst weighed as the graft is: its shell counts the fraction of CSF its intensity
+        # implies, against what the voxel would hold without the cyst. The graft (already
+        # counted) is neither shell nor background. The cyst's level is its upper quartile, not
+        # the CSF ring's median: a small cyst's voxels rarely reach the ring's pure CSF.
+        full = min(float(np.percentile(image[cyst], 75)), float(levels.cyst_full))
+        v_cyst_pv = partial_volume_mm3(
+            image,
+            cyst,
+            None,
+            centerline_voxels=line_voxels,
+            spacing=spacing,
+            mode="t2",
+            level_normal=levels.normal,
+            level_full=full,
+            noise_sigma=float(sigma_n),
+            within=seg.search_mask,
+            exclude=graft,
+        )
     low = max(0.0, min(v_strict, v_bin - band))
     high = max(v_sensitive, v_bin + band)
 
@@ -151,7 +184,8 @@ def measure_graft(
         "graft_volume_k_plus_1_mm3": v_strict,
         "graft_volume_k_minus_1_mm3": v_sensitive,
         "surface_band_mm3": float(band),
-        "cyst_volume_mm3": volume_mm3(cyst, spacing=spacing),
+        "cyst_volume_mm3": v_cyst,
+        "cyst_volume_pv_mm3": float(v_cyst_pv),
         "cord_volume_mm3": volume_mm3(cord_mask, spacing=spacing),
         "graft_contrast_to_noise": _finite_or_none(cnr),
         "reference_median": float(levels.normal),
@@ -217,6 +251,7 @@ def partial_volume_mm3(
     noise_sigma: float,
     support: np.ndarray | None = None,
     within: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> float:
     """Partial-volume-weighted graft volume in mm³ (the model is in the module docstring).
 
@@ -249,6 +284,9 @@ def partial_volume_mm3(
         along-cord background of tissue beyond the cord — dura, ligament, bone — does not
         describe what it would be without the graft; on axial T2*w such voxels doubled a
         void's partial-volume volume).
+    exclude : (X, Y, Z) ndarray of bool, optional
+        Voxels counted elsewhere (the graft, when a t2 cyst is weighed): never part of the
+        shell, and never the background.
 
     Returns
     -------
@@ -267,6 +305,8 @@ def partial_volume_mm3(
     n_side = max(_BACKGROUND_MIN_SLICES, round(_BACKGROUND_MM / spacing[2]))
     reach_mask = graft if support is None else graft | support
     lesion_any = reach_mask | (cyst if cyst is not None else False)
+    if exclude is not None:
+        lesion_any = lesion_any | exclude
     idx = np.argwhere(lesion_any)
     z_lo = max(int(idx[:, 2].min()) - n_side - 4, 0)
     z_hi = min(int(idx[:, 2].max()) + n_side + 5, graft.shape[2])
@@ -283,6 +323,8 @@ def partial_volume_mm3(
     shell = ndimage.binary_dilation(reach_mask[box], _FULL) & ~g & ~cyst_zone[box]
     if within is not None:
         shell &= within[box]
+    if exclude is not None:
+        shell &= ~exclude[box]
     core = ndimage.binary_erosion(g, _FACES)
     region = (g & ~core) | shell
 

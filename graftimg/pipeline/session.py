@@ -49,6 +49,7 @@ NULL_VOLUME_KEYS = (
     "graft_volume_low_mm3",
     "graft_volume_high_mm3",
     "cyst_volume_mm3",
+    "cyst_volume_pv_mm3",
 )
 #: Keys derived from the same measurement, also ``null`` then (when the mode reports them).
 _DERIVED_VOLUME_KEYS = (
@@ -130,6 +131,7 @@ def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[st
         "graft_volume_low_mm3": 0.0,
         "graft_volume_high_mm3": 0.0,
         "cyst_volume_mm3": 0.0,
+        "cyst_volume_pv_mm3": 0.0,
         "cord_volume_mm3": volume_mm3(cord, spacing=volume.spacing),
         "voxel_size_mm": list(volume.spacing),
         "lesion_metrics": None,

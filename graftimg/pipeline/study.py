@@ -84,6 +84,7 @@ GROUP_COLUMNS = (
     "graft_volume_low_mm3",
     "graft_volume_high_mm3",
     "cyst_volume_mm3",
+    "cyst_volume_pv_mm3",
     "graft_volume_null_reason",
     "cord_volume_mm3",
     "echo_time_s",
@@ -885,6 +886,10 @@ def run_group(
             "graft_volume_low_mm3": {"Description": "uncertainty band, low", "Units": "mm^3"},
             "graft_volume_high_mm3": {"Description": "uncertainty band, high", "Units": "mm^3"},
             "cyst_volume_mm3": {"Description": "t2 mode: CSF-like cyst", "Units": "mm^3"},
+            "cyst_volume_pv_mm3": {
+                "Description": "t2 mode: CSF-like cyst, partial-volume weighted",
+                "Units": "mm^3",
+            },
             "graft_volume_null_reason": {
                 "Description": "why the graft was not measured (its volumes are n/a); n/a "
                 "when it was measured. A volume of 0 means the search was done and found "

@@ -104,7 +104,11 @@ class IronStrategy(ModeStrategy):
         half = _smoothed_for_edges(data, spacing) <= 0.5 * (background + void_level)
         search = scene.regions.search
         for name in ("strict", "main", "sensitive"):
-            kept[name] = _grow_to_half(kept[name], half & search, spacing, keep_faint=False)
+            grown = _grow_to_half(kept[name], half & search, spacing, keep_faint=False)
+            # A void is half void somewhere in the cord's inner region: a detection that is
+            # half void only at the cord's edge or beyond (dark dura, a root, the CSF ring's
+            # partial volume on T2*w) is not a void that blooms out of the cord.
+            kept[name] = _anchored(grown, half & scene.regions.detect_in)
         kept["strict"] &= kept["main"]
         kept["sensitive"] |= kept["main"]
         return kept, support
@@ -122,6 +126,15 @@ class IronStrategy(ModeStrategy):
         if (outer & scene.abnormal(scene.thresholds["main"])).any():
             return {"graft_extends_beyond_search_region"}
         return set()
+
+
+def _anchored(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The 26-connected components of ``mask`` that hold at least one ``anchor`` voxel."""
+    if not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, structure=FULL_CONNECTIVITY)
+    hit = np.unique(labels[mask & anchor])
+    return np.isin(labels, hit[hit > 0])
 
 
 def _local_background(

@@ -78,9 +78,10 @@ class GraftSegmentation:
     search_mask : (X, Y, Z) ndarray of bool
         Where graft voxels were looked for (window ∩ dilated cord, or ∩ cord in t2).
     support_mask : (X, Y, Z) ndarray of bool or None
-        With a ``half_contrast`` boundary: the detections at ``k − 1`` before the edge moved
-        that lie within one voxel of the graft at ``k`` (the partial-volume measurement weighs
-        them too); None otherwise.
+        iron with a ``half_contrast`` boundary: the detections at ``k − 1`` before the edge
+        moved that lie within one voxel of the void at ``k`` (the dephasing halo; the
+        partial-volume measurement weighs them too); None otherwise (t2 weighs the graft's own
+        shell only).
     s_from_site_mm : (Z,) ndarray
         Along-cord distance of each slice from the site, in mm (NaN off-cord).
     reference : ReferenceStats

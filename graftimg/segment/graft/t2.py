@@ -24,7 +24,6 @@ from graftimg.segment.graft.detection import (
     Scene,
     _grow_to_half,
     _smoothed_for_edges,
-    _touching,
 )
 from graftimg.segment.graft.params import GraftParams
 from graftimg.segment.graft.strategy import ClassSplit, ModeStrategy
@@ -140,7 +139,6 @@ class T2Strategy(ModeStrategy):
         kept = dict(kept)
         data, spacing, mu, sigma = scene.data, scene.spacing, scene.mu, scene.sigma
         search, rim = scene.regions.search, scene.regions.rim
-        support = _touching(kept["sensitive"], kept["main"])
         # The graft's level and the edge level are fixed whatever k is, so that the band stays
         # nested and V(k − 1) ≥ V(k) ≥ V(k + 1): the level is the median of the interior of the
         # tissue found at μ + 2σ (one voxel in from its partial-volume shell; CSF-like voxels
@@ -167,7 +165,11 @@ class T2Strategy(ModeStrategy):
                 kept[name] = grown
             kept["strict"] &= kept["main"]
             kept["sensitive"] |= kept["main"]
-        return kept, support
+        # No support for the partial-volume measurement: the graft's own shell is weighed, not
+        # the detections at k − 1 around it. On real cords those are normal-cord voxels a little
+        # brighter than the reference (grey matter, CSF partial volume at the rim) and weighed
+        # as part graft they added a steady +10 to +20 % on real anatomy.
+        return kept, None
 
     def split(
         self, scene: Scene, kept: np.ndarray, core_level: float, tissue_level: float
