@@ -13,15 +13,26 @@ minor number when fields are added.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graftimg.errors import MetadataError
 from graftimg.io.jsonable import jsonable
 from graftimg.modes import Mode
 
-__all__ = ["SCHEMA_VERSION", "Provenance", "SessionRecord", "json_schema", "record_json"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Provenance",
+    "SessionRecord",
+    "find_session_results",
+    "json_schema",
+    "read_session_result",
+    "record_json",
+]
 
 SCHEMA_VERSION = "1.0"
 
@@ -115,6 +126,63 @@ def record_json(summary: dict[str, Any]) -> dict[str, Any]:
     """
     values = {**jsonable(summary), "schema_version": SCHEMA_VERSION}
     return SessionRecord.model_validate(values).model_dump(mode="json", exclude_unset=True)
+
+
+def find_session_results(
+    out_dir: str | os.PathLike, kind: Literal["graft", "failed"] = "graft"
+) -> list[Path]:
+    """Every session result file of one kind under a ``graftimg run`` output folder, sorted.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The derivatives folder.
+    kind : {'graft', 'failed'}
+        ``graft``: the records of finished sessions (``sub-*/**/*_graft.json``); ``failed``: the
+        reasons of failed ones (``*_failed.json``).
+
+    Returns
+    -------
+    list of Path
+        Files in hidden folders (a run's temporary files) are left out.
+    """
+    out_dir = Path(out_dir)
+    return sorted(
+        path
+        for path in out_dir.glob(f"sub-*/**/*_{kind}.json")
+        if not any(part.startswith(".") for part in path.relative_to(out_dir).parts)
+    )
+
+
+def read_session_result(path: str | os.PathLike) -> dict[str, Any]:
+    """A session result file (``*_graft.json`` or ``*_failed.json``) as its JSON object.
+
+    The one reader of these files: the study table, the survival reports and the rerun check
+    all read them here.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    dict
+        The record as written.
+
+    Raises
+    ------
+    MetadataError
+        When the file cannot be read or does not hold a JSON object.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise MetadataError("session result is unreadable", path=path, hint="rerun that session")
+    return data
 
 
 def json_schema() -> dict[str, Any]:

@@ -27,6 +27,7 @@ import numpy as np
 from graftimg._version import __version__
 from graftimg.errors import GraftimgError, MetadataError
 from graftimg.io.atomic import write_json_atomic, write_text_atomic
+from graftimg.io.session_record import find_session_results, read_session_result
 from graftimg.io.tsv import tsv_cell
 from graftimg.longitudinal import (
     FLAG_DESCRIPTIONS,
@@ -105,11 +106,6 @@ class ReportFiles:
     cohort_tsv: Path
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    """In a hidden folder (a run's temporary files), relative to ``root``."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
 def load_session_results(
     out_dir: str | os.PathLike, *, stale: Mapping[Path, str] | None = None
 ) -> list[SessionResult]:
@@ -121,12 +117,7 @@ def load_session_results(
     """
     stale = {Path(p).resolve(): reason for p, reason in (stale or {}).items()}
     out_dir = Path(out_dir)
-    files = sorted(
-        p
-        for kind in ("graft", "failed")
-        for p in out_dir.glob(f"sub-*/**/*_{kind}.json")
-        if not _hidden(p, out_dir)
-    )
+    files = sorted(find_session_results(out_dir) + find_session_results(out_dir, "failed"))
     if not files:
         raise MetadataError(
             "no session results (*_graft.json) found",
@@ -135,13 +126,8 @@ def load_session_results(
         )
     results = []
     for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            raise MetadataError(
-                "session result is unreadable", path=path, hint="rerun that session"
-            ) from None
-        if not isinstance(data, dict) or "subject" not in data:
+        data = read_session_result(path)
+        if "subject" not in data:
             raise MetadataError(
                 "session result has no 'subject'", path=path, hint="rerun that session"
             )
