@@ -1,8 +1,10 @@
 """One session end to end: load → preprocess → cord → injection window → graft → measure → write.
 
-This module is where stages are chained; each stage stays a plain function on arrays. Nothing is
-written until every step has succeeded, every write is atomic, and the JSON is written last: its
-presence (with matching parameter and input hashes) marks a finished session.
+This module is where stages are chained: :func:`segment_volume` runs the stage functions of
+:mod:`graftimg.pipeline.stages`, each returning a typed record, and :func:`run_session` loads
+the image and writes the results. Nothing is written until every step has succeeded, every
+write is atomic, and the JSON is written last: its presence (with matching parameter and input
+hashes) marks a finished session.
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ from graftimg.io.session_record import record_json
 from graftimg.io.volume import Volume, load_volume, save_like
 from graftimg.modes import Mode
 from graftimg.pipeline.config import PipelineConfig
-from graftimg.pipeline.cord import CordResult, cord_for_session
+from graftimg.pipeline.cord import CordResult
+from graftimg.pipeline.stages import (
+    NULL_VOLUME_KEYS,
+    NULL_VOLUME_REASONS,
+    find_cord,
+    find_graft,
+    measure_session,
+    null_volume_reason,
+    place_injection_site,
+    prepare_image,
+    session_summary,
+    start_preprocessing,
+)
 from graftimg.provenance import provenance_record
 
 __all__ = [
@@ -39,39 +53,6 @@ __all__ = [
 ]
 
 SiteSource = Literal["given", "registration"]
-
-#: Summary keys written as ``null`` when the graft could not be measured. A volume of 0 means
-#: "looked properly and found nothing"; a failed measurement must never read as that.
-NULL_VOLUME_KEYS = (
-    "graft_n_voxels",
-    "graft_volume_mm3",
-    "graft_volume_pv_mm3",
-    "graft_volume_low_mm3",
-    "graft_volume_high_mm3",
-    "cyst_volume_mm3",
-    "cyst_volume_pv_mm3",
-)
-#: Keys derived from the same measurement, also ``null`` then (when the mode reports them).
-_DERIVED_VOLUME_KEYS = (
-    "graft_volume_k_plus_1_mm3",
-    "graft_volume_k_minus_1_mm3",
-    "surface_band_mm3",
-    "graft_contrast_to_noise",
-    "void_volume_per_echo_time_mm3_per_ms",
-)
-
-#: Why a graft volume is ``null``, per cause: what went wrong, then what to do.
-NULL_VOLUME_REASONS = {
-    "reference_unreliable": (
-        "no trustworthy normal-appearing cord to compare the graft with: give a field of view "
-        "that covers normal cord beyond the graft, or check the cord mask"
-    ),
-    "site_outside_cord": (
-        "the injection site lies outside the cord, so the graft was not looked for where it "
-        "was injected: check the injection site, or give a cord mask that holds the graft "
-        "with --cord-mask"
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -118,97 +99,6 @@ def _site_voxel(
             hint="--injection is scanner RAS mm; --injection-voxel is an index of the stored file",
         )
     return site
-
-
-def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[str, Any]:
-    from graftimg.measure.volume import volume_mm3
-
-    out: dict[str, Any] = {
-        "mode": mode,
-        "graft_n_voxels": 0,
-        "graft_volume_mm3": 0.0,
-        "graft_volume_pv_mm3": 0.0,
-        "graft_volume_low_mm3": 0.0,
-        "graft_volume_high_mm3": 0.0,
-        "cyst_volume_mm3": 0.0,
-        "cyst_volume_pv_mm3": 0.0,
-        "cord_volume_mm3": volume_mm3(cord, spacing=volume.spacing),
-        "voxel_size_mm": list(volume.spacing),
-        "lesion_metrics": None,
-        "components": [],
-    }
-    # Both modes record the protocol: the survival analysis compares it between sessions.
-    out["echo_time_s"] = volume.metadata.get("EchoTime")
-    out["field_strength_T"] = volume.metadata.get("MagneticFieldStrength")
-    return out
-
-
-def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
-    """Why the graft volume cannot be given, or None when it was measured.
-
-    Parameters
-    ----------
-    flags : iterable of str
-        Flags of the graft segmentation.
-    n_graft_voxels : int
-        Graft voxels found.
-
-    Returns
-    -------
-    str or None
-        A short sentence naming the cause and the fix (:data:`NULL_VOLUME_REASONS`), or None.
-        ``reference_unreliable`` always voids the measurement (the threshold has no basis);
-        ``site_outside_cord`` voids it only when nothing was found (the search did not reach
-        the site, so finding nothing says nothing about the graft).
-
-    Examples
-    --------
-    >>> null_volume_reason(["no_graft_found"], n_graft_voxels=0) is None
-    True
-    >>> null_volume_reason(["site_outside_cord"], n_graft_voxels=12) is None
-    True
-    >>> null_volume_reason(["reference_unreliable"], n_graft_voxels=12).split(":")[0]
-    'no trustworthy normal-appearing cord to compare the graft with'
-    """
-    flags = set(flags)
-    if "reference_unreliable" in flags:
-        return NULL_VOLUME_REASONS["reference_unreliable"]
-    if "site_outside_cord" in flags and n_graft_voxels == 0:
-        return NULL_VOLUME_REASONS["site_outside_cord"]
-    return None
-
-
-def _unmeasured(measurements: dict[str, Any], reason: str) -> dict[str, Any]:
-    """Measurements of a graft that could not be measured: volumes ``null``, the reason said."""
-    out = dict(measurements)
-    out.update(dict.fromkeys(NULL_VOLUME_KEYS))
-    out.update(dict.fromkeys(key for key in _DERIVED_VOLUME_KEYS if key in out))
-    out["graft_volume_null_reason"] = reason
-    out["components"] = []
-    out["lesion_metrics"] = None
-    return out
-
-
-def _components_in_scanner_mm(volume: Volume, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Component rows with ``centroid_mm`` in scanner RAS mm.
-
-    The canonical voxel centroid goes through the volume's affine; ``centroid_voxel`` stays the
-    canonical (RAS+) index.
-    """
-    out = []
-    for row in rows:
-        row = dict(row)
-        if row.get("centroid_voxel") is not None:
-            world = volume.voxel_to_world(np.asarray(row["centroid_voxel"], dtype=float))
-            row["centroid_mm"] = [float(v) for v in world]
-        out.append(row)
-    return out
-
-
-def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    """``function(*args, **kwargs)`` and its wall time in seconds."""
-    t0 = time.perf_counter()
-    return function(*args, **kwargs), time.perf_counter() - t0
 
 
 def _naming_the_image(function: Callable[..., SessionResult]) -> Callable[..., SessionResult]:
@@ -283,14 +173,6 @@ def segment_volume(
         them), and the graft and cyst masks are empty. A volume of 0 means the search was
         done and found nothing.
     """
-    from graftimg.measure.graft import measure_graft
-    from graftimg.preprocess.bias import correct_bias
-    from graftimg.preprocess.body import body_mask
-    from graftimg.preprocess.noise import estimate_noise
-    from graftimg.segment.centerline import fit_centerline
-    from graftimg.segment.graft import segment_graft
-    from graftimg.segment.injection import propose_injection_site
-
     if mode not in ("iron", "t2"):
         raise ConfigError(f"mode must be 'iron' or 't2', got {mode!r}")
     if injection_site_source not in ("given", "registration"):
@@ -303,7 +185,6 @@ def segment_volume(
     params = config.resolved(scale)
     graft_params = config.graft_params(scale)
     timings: dict[str, float] = {}
-    flags: list[str] = []
     spacing = volume.spacing
 
     site = _site_voxel(volume, injection_world, injection_voxel)
@@ -314,177 +195,57 @@ def segment_volume(
         seed = tuple(float(v) for v in volume.stored_to_canonical_index(cord_seed_voxel))
 
     # The body mask and N4 run in a worker thread while the cord is found on the raw image
-    # (NumPy, SciPy and SimpleITK release the GIL, so on two cores they cost little wall
-    # time); the noise estimate and the normalisation after the cord use their results.
+    # (on two cores they cost little wall time); the noise estimate and the normalisation
+    # after the cord use their results.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graftimg-preprocess") as pool:
-        body_job = pool.submit(_timed, body_mask, volume.data, spacing=spacing)
-        bias_job = None
-        if config.preprocess.bias_correction:
-            bias_job = pool.submit(
-                lambda: _timed(
-                    correct_bias,
-                    volume.data,
-                    spacing=spacing,
-                    mask=body_job.result()[0],
-                    shrink_factor=params["preprocess"]["shrink_factor"],
-                    n_levels=config.preprocess.n4_levels,
-                    n_iterations=config.preprocess.n4_iterations,
-                    knot_spacing_mm=params["preprocess"]["n4_knot_spacing_mm"],
-                )
-            )
-
+        background = start_preprocessing(volume, config, params, pool)
         t0 = time.perf_counter()
-        cord = cord_for_session(
+        cord = find_cord(
             volume,
+            config=config,
+            scale=scale,
             cord_mask=cord_mask,
             cord_from=cord_from,
             seed_voxel=seed,
-            contrast=config.cord.contrast,
-            scale=scale,
-            refine_registration=config.cord.refine_registration,
             load_options=load_options,
         )
-        flags += list(cord.flags)
-        if not cord.mask.any():
-            raise SegmentationError(
-                "no cord was found",
-                path=volume.source,
-                hint="give a cord mask (--cord-mask), a companion (--cord-from) or a seed",
-            )
-        centerline = fit_centerline(cord.mask, spacing=spacing)
         timings["cord_s"] = time.perf_counter() - t0
-
         t0 = time.perf_counter()
-        body, timings["body_s"] = body_job.result()
-        noise = estimate_noise(volume.data, spacing=spacing, body=body)
-        preprocess: dict[str, Any] = {
-            "bias_correction": False,
-            "noise_sigma": float(noise.sigma),
-            "noise_method": noise.method,
-        }
-        image = volume.data
-        if bias_job is not None:
-            t_wait = time.perf_counter()
-            corrected, timings["bias_s"] = bias_job.result()
-            timings["bias_wait_s"] = time.perf_counter() - t_wait
-            image = corrected.image
-            field_in_body = corrected.field[corrected.mask]
-            preprocess.update(
-                bias_correction=True,
-                n4_levels=corrected.n_levels,
-                n4_iterations=corrected.n_iterations_last_level,
-                bias_field_range=[float(field_in_body.min()), float(field_in_body.max())]
-                if field_in_body.size
-                else None,
-            )
-    noise_sigma = float(noise.sigma)
-    if config.preprocess.normalize:
-        from graftimg.preprocess.normalize import normalize_intensity
-
-        normalized = normalize_intensity(image, reference_mask=cord.mask)
-        image = normalized.image
-        noise_sigma /= normalized.factor
-        preprocess["normalization_factor"] = float(normalized.factor)
-        preprocess["normalization"] = "divided by the median of the cord"
+        prepared = prepare_image(volume, cord, background, config)
+    timings.update(prepared.timings)
     timings["preprocess_s"] = time.perf_counter() - t0  # noise, waits, normalisation
 
     t0 = time.perf_counter()
-    site_source: str = injection_site_source
-    summary_extra: dict[str, Any] = {}
-    if site is None:
-        proposed, site_score = propose_injection_site(
-            image,
-            cord.mask,
-            spacing=spacing,
-            mode=mode,
-            k_sigma=graft_params.k_sigma,
-            min_cluster_volume_mm3=graft_params.min_component_volume_mm3,
-        )
-        site_source = "proposed"
-        flags.append("injection_site_automatic")
-        summary_extra["injection_site_score"] = float(site_score)
-        site = None if proposed is None else np.asarray(proposed, dtype=float)
-    cord_slices = np.flatnonzero(cord.mask.any(axis=(0, 1)))
-    if site is not None and not cord.mask[:, :, int(np.clip(round(site[2]), 0, None))].any():
-        # Keep the site's slice on the cord (a site a few slices past the cord's end).
-        nearest = cord_slices[np.argmin(np.abs(cord_slices - site[2]))]
-        flags.append("site_moved_onto_cord")
-        site = np.array([site[0], site[1], float(nearest)])
-
-    if site is None:
-        flags.append("no_graft_found")
-        graft = np.zeros(volume.shape, bool)
-        cyst = np.zeros(volume.shape, bool)
-        measurements = _empty_measurements(volume, cord.mask, mode)
-        seg_flags: tuple[str, ...] = ()
-        timings["graft_s"] = time.perf_counter() - t0  # the site proposal found nothing
-    else:
-        s_mm = centerline.along_cord_mm(float(site[2]))
-        seg = segment_graft(
-            image,
-            cord.mask,
-            s_mm,
-            tuple(site),
-            spacing=spacing,
-            mode=mode,
-            params=graft_params,
-            noise_sigma=noise_sigma,
-        )
-        timings["graft_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        graft, cyst = seg.graft_mask, seg.cyst_mask
-        seg_flags = seg.flags
-        measurements = measure_graft(
-            image,
-            seg,
-            cord.mask,
-            spacing=spacing,
-            centerline=centerline,
-            noise_sigma=noise_sigma,
-            metadata=volume.metadata,
-        )
-        measurements["components"] = _components_in_scanner_mm(
-            volume, measurements.get("components", [])
-        )
-        measurements["reference_n_voxels"] = int(seg.reference.n_voxels)
-        # Which route the normal-cord reference took and what it left out (issue 8).
-        measurements["reference_region"] = seg.reference.region
-        measurements["reference_excluded_voxels"] = int(seg.reference.excluded_voxels)
-        reason = null_volume_reason(seg_flags, n_graft_voxels=int(graft.sum()))
-        if reason is not None:
-            # Nothing trustworthy to write: empty masks, null volumes, the reason said.
-            graft = np.zeros(volume.shape, bool)
-            cyst = np.zeros(volume.shape, bool)
-            details = getattr(seg.reference, "unreliable_reasons", ())
-            if "reference_unreliable" in seg_flags and details:
-                # The graft stage's own finding first, then the generic cause and fix.
-                reason = f"{'; '.join(details)} — {reason}"
-            measurements = _unmeasured(measurements, reason)
-            if "reference_unreliable" in seg_flags and details:
-                measurements["reference_unreliable_reasons"] = list(details)
+    placed = place_injection_site(
+        prepared,
+        cord,
+        site,
+        source=injection_site_source,
+        mode=mode,
+        graft_params=graft_params,
+        spacing=spacing,
+    )
+    found = find_graft(
+        prepared, cord, placed, mode=mode, graft_params=graft_params, spacing=spacing
+    )
+    timings["graft_s"] = time.perf_counter() - t0  # with the site proposal
+    t0 = time.perf_counter()
+    measured = measure_session(volume, prepared, cord, found, mode=mode)
+    if found.segmentation is not None:
         timings["measure_s"] = time.perf_counter() - t0
 
-    site_world = None if site is None else [float(v) for v in volume.voxel_to_world(site)]
-    cord_snr = float(np.median(volume.data[cord.mask]) / noise.sigma) if noise.sigma > 0 else None
-    summary: dict[str, Any] = {
-        **measurements,
-        "flags": sorted(set(flags) | set(seg_flags)),
-        "scale": scale,
-        "injection_site_mm": site_world,
-        "injection_site_source": site_source,
-        **summary_extra,
-        "cord": {
-            "source": cord.source,
-            "confidence": cord.confidence,
-            "flags": list(cord.flags),
-            **{k: v for k, v in cord.details.items() if k != "per_slice"},
-        },
-        "preprocess": preprocess,
-        "snr_cord": cord_snr,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "params": params,
-    }
-    return SessionResult(volume, cord, graft, cyst, summary)
+    summary = session_summary(
+        volume,
+        cord,
+        prepared,
+        placed,
+        found,
+        measured,
+        scale=scale,
+        params=params,
+        timings=timings,
+    )
+    return SessionResult(volume, cord.cord, measured.graft_mask, measured.cyst_mask, summary)
 
 
 def run_session(
