@@ -7,7 +7,28 @@ from collections.abc import Callable
 
 from graftimg.modes import MODES
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_cord_options", "add_parser", "add_point_options", "run"]
+
+
+def add_point_options(
+    group: argparse._ActionsContainer, option: str, what: str, note: str = ""
+) -> None:
+    """A point as ``--OPTION X Y Z`` (scanner RAS mm) or ``--OPTION-voxel I J K``.
+
+    The voxel form is an index of the file as stored on disk. ``what`` names the point in the
+    help, ``note`` follows it (e.g. the cord route it selects).
+    """
+    for suffix, axes, where in (
+        ("", ("X", "Y", "Z"), "scanner RAS mm"),
+        ("-voxel", ("I", "J", "K"), "voxel index of the stored file"),
+    ):
+        group.add_argument(
+            f"--{option}{suffix}",
+            nargs=3,
+            type=float,
+            metavar=axes,
+            help=f"{what}, {where}{note}",
+        )
 
 
 def add_cord_options(parser: argparse.ArgumentParser, *, with_mask: bool) -> None:
@@ -21,20 +42,7 @@ def add_cord_options(parser: argparse.ArgumentParser, *, with_mask: bool) -> Non
         metavar="COMPANION_IMAGE",
         help="segment the cord on this same-session T2w/T1w and carry it over (route b)",
     )
-    routes.add_argument(
-        "--cord-seed",
-        nargs=3,
-        type=float,
-        metavar=("X", "Y", "Z"),
-        help="a point inside the cord, scanner RAS mm (route c)",
-    )
-    routes.add_argument(
-        "--cord-seed-voxel",
-        nargs=3,
-        type=float,
-        metavar=("I", "J", "K"),
-        help="a point inside the cord, voxel index of the stored file (route c)",
-    )
+    add_point_options(routes, "cord-seed", "a point inside the cord", " (route c)")
     group.add_argument(
         "--contrast",
         choices=("auto", "t1", "t2", "t2s", "mt"),
@@ -50,20 +58,7 @@ def add_parser(sub: argparse._SubParsersAction, add_load_options: Callable) -> N
     p.add_argument("-o", "--output", required=True, metavar="OUT_PREFIX", help="output prefix")
     p.add_argument("--mode", required=True, choices=MODES, help="graft mode")
     site = p.add_mutually_exclusive_group()
-    site.add_argument(
-        "--injection",
-        nargs=3,
-        type=float,
-        metavar=("X", "Y", "Z"),
-        help="injection site, scanner RAS mm",
-    )
-    site.add_argument(
-        "--injection-voxel",
-        nargs=3,
-        type=float,
-        metavar=("I", "J", "K"),
-        help="injection site, voxel index of the stored file",
-    )
+    add_point_options(site, "injection", "injection site")
     add_cord_options(p, with_mask=True)
     p.add_argument("--config", metavar="FILE", help="pipeline configuration (YAML)")
     p.add_argument("--json", action="store_true", help="print the result JSON")

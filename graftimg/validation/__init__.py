@@ -7,30 +7,6 @@ and dipole blooming), returning the image and the partial-volume truth maps. The
 runs these images through the pipeline is ``benchmarks/validate_real.py``.
 """
 
-from graftimg.validation.insert import (
-    HostScan,
-    InsertSpec,
-    Levels,
-    ResampledHost,
-    SyntheticImage,
-    add_noise_to_snr,
-    cord_and_csf_levels,
-    ellipsoid_fraction,
-    load_host,
-    resample_host,
-    synthesize,
-)
+from graftimg.validation import insert
 
-__all__ = [
-    "HostScan",
-    "InsertSpec",
-    "Levels",
-    "ResampledHost",
-    "SyntheticImage",
-    "add_noise_to_snr",
-    "cord_and_csf_levels",
-    "ellipsoid_fraction",
-    "load_host",
-    "resample_host",
-    "synthesize",
-]
+__all__ = ["insert"]
