@@ -210,18 +210,13 @@ class Flag(StrEnum):
         "cord",
         "The cord mask given was on another grid and was resampled onto the image.",
     )
-    REGISTRATION_POOR = (
-        "registration_poor",
-        "cord",
-        "Registering the companion image (whose cord was carried over) matched poorly; the "
-        "carry in scanner coordinates was kept.",
-    )
     POOR_REGISTRATION = (
         "poor_registration",
-        "registration / longitudinal",
-        "A rigid registration ended with a correlation below its threshold (`graftimg "
-        "register`); survival: the registration to the baseline correlates below 0.8, or the "
-        "pipeline flagged it poor.",
+        "cord / registration / longitudinal",
+        "A rigid registration ended with a correlation below its threshold: `graftimg "
+        "register`; the cord: registering the companion image (whose cord was carried over) "
+        "matched poorly, so the carry in scanner coordinates was kept; survival: the "
+        "registration to the baseline correlates below 0.8, or the pipeline flagged it poor.",
     )
     # -- the normal-appearing cord reference ----------------------------------------------------
     REFERENCE_TOO_SMALL = (
@@ -253,9 +248,11 @@ class Flag(StrEnum):
     )
     REFERENCE_UNRELIABLE = (
         "reference_unreliable",
-        "graft",
+        "graft / longitudinal",
         "No trustworthy normal cord is left to compare with (`reference_unreliable_reasons` "
-        "says why): the graft volume is `null`, never 0.",
+        "says why): the graft volume is `null`, never 0. Survival: the normal-cord reference "
+        "of that session was flagged unreliable, too small or without variance "
+        "(`reference_too_small`, `reference_no_variance`), or holds fewer than 200 voxels.",
     )
     CSF_REFERENCE_TOO_SMALL = (
         "csf_reference_too_small",
@@ -341,12 +338,6 @@ class Flag(StrEnum):
         "Iron mode with a T2w graft of the same subject: the iron void changes less than its "
         "minimum detectable change while the T2w graft shrinks by more than its own (iron from "
         "dead cells stays in macrophages).",
-    )
-    UNRELIABLE_REFERENCE = (
-        "unreliable_reference",
-        "longitudinal",
-        "The normal-cord reference the graft is compared with was flagged unreliable or too "
-        "small in that session (`reference_unreliable`, `reference_too_small`).",
     )
 
 

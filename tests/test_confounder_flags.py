@@ -27,8 +27,8 @@ def _study(mode="t2", volumes=None, days=DAYS, rel_band=0.05, **changes_by_sessi
             session=label,
             days=d,
             volume_mm3=float(v),
-            low_mm3=float(v) * (1 - 1.96 * rel_band),
-            high_mm3=float(v) * (1 + 1.96 * rel_band),
+            lower_mm3=float(v) * (1 - 1.96 * rel_band),
+            upper_mm3=float(v) * (1 + 1.96 * rel_band),
             mode=mode,
             echo_time_s=0.008 if mode == "iron" else 0.12,
             field_strength_T=9.4 if mode == "iron" else 3.0,
@@ -146,8 +146,8 @@ def test_poor_registration_fires(change):
     [{"reference_n_voxels": 50}, {"flags": ("reference_unreliable",)}],
     ids=["too_few_voxels", "pipeline_flag"],
 )
-def test_unreliable_reference_fires(change):
+def test_reference_unreliable_fires(change):
     result = analyse_subject(_study(**{"02": change}))
-    (flag,) = _flags(result, "unreliable_reference")
+    (flag,) = _flags(result, "reference_unreliable")
     assert flag.session == "02"
-    assert "02" in [s.point.session for s in result.sessions if "unreliable_reference" in s.flags]
+    assert "02" in [s.point.session for s in result.sessions if "reference_unreliable" in s.flags]

@@ -82,8 +82,8 @@ def test_dice_at_least_085(rows, mode, spacing):
 @pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
 def test_true_volume_inside_band(rows, mode, spacing):
     for r in _graft_rows(rows, mode, spacing):
-        assert r["low_mm3"] <= r["truth_volume_mm3"] <= r["high_mm3"]
-        assert r["low_mm3"] <= r["volume_mm3"] <= r["high_mm3"]
+        assert r["lower_mm3"] <= r["truth_volume_mm3"] <= r["upper_mm3"]
+        assert r["lower_mm3"] <= r["volume_mm3"] <= r["upper_mm3"]
 
 
 @pytest.mark.parametrize(("mode", "spacing"), EXTRA)
@@ -129,4 +129,4 @@ def test_cord_from_on_a_rat_cord_recovers_from_a_diverged_registration(rows):
     r = rows[("cordfrom", "iron", "iso", 2000, "rodent")]
     assert r["relative_shift_mm"] >= 0.5  # a sixth of the cord's width
     assert r["cord_dice"] >= vp.ACCEPT["cord_from_dice"]
-    assert "registration_poor" not in r["flags"]
+    assert "poor_registration" not in r["flags"]

@@ -6,8 +6,10 @@ scripts read it. Its JSON Schema is published as ``docs/session_record.schema.js
 Fields not listed here are kept as they are (the record grows with the methods), so the model
 describes the part readers rely on and checks its types.
 
-``schema_version`` changes its major number when a listed field changes meaning or type, its
-minor number when fields are added.
+``schema_version`` changes its major number when a listed field changes meaning, name or type,
+its minor number when fields are added. Version 2.0 named the band's ends ``lower`` and
+``upper`` (docs/conventions.md) and gave each flag one name; :func:`read_session_result`
+reads a 1.x record in the names of today (:data:`RENAMED_KEYS`, :data:`RENAMED_FLAGS`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from graftimg.io.jsonable import jsonable
 from graftimg.modes import Mode
 
 __all__ = [
+    "RENAMED_FLAGS",
+    "RENAMED_KEYS",
     "SCHEMA_VERSION",
     "Provenance",
     "SessionRecord",
@@ -32,9 +36,20 @@ __all__ = [
     "json_schema",
     "read_session_result",
     "record_json",
+    "upgrade_record",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
+
+#: Keys of a 1.x record → their name since 2.0 (the band's ends are ``lower`` and ``upper``).
+RENAMED_KEYS = {
+    "graft_volume_low_mm3": "graft_volume_lower_mm3",
+    "graft_volume_high_mm3": "graft_volume_upper_mm3",
+    "graft_volume_k_plus_1_mm3": "graft_volume_lower_mask_mm3",
+    "graft_volume_k_minus_1_mm3": "graft_volume_upper_mask_mm3",
+}
+#: Flags of a 1.x record → their name since 2.0.
+RENAMED_FLAGS = {"registration_poor": "poor_registration"}
 
 
 class _Open(BaseModel):
@@ -73,7 +88,7 @@ class SessionRecord(_Open):
     ...                     "params_hash": "0", "inputs": {}, "time_utc": "2026-01-01T00:00:00"},
     ...      "extra_field": 1})
     >>> record.schema_version, record.voxel_size_mm, record.model_dump()["extra_field"]
-    ('1.0', [1.0, 1.0, 2.0], 1)
+    ('2.0', [1.0, 1.0, 2.0], 1)
     """
 
     schema_version: str = Field(SCHEMA_VERSION, description="Version of this record's layout.")
@@ -83,8 +98,8 @@ class SessionRecord(_Open):
     flags: list[str] = Field(description="What deserves a look (docs/flags.md).")
     graft_volume_mm3: float | None = Field(description="Binary graft volume.")
     graft_volume_pv_mm3: float | None = Field(None, description="Partial-volume-weighted volume.")
-    graft_volume_low_mm3: float | None = Field(None, description="Lower end of the band.")
-    graft_volume_high_mm3: float | None = Field(None, description="Upper end of the band.")
+    graft_volume_lower_mm3: float | None = Field(None, description="Lower end of the band.")
+    graft_volume_upper_mm3: float | None = Field(None, description="Upper end of the band.")
     graft_volume_null_reason: str | None = Field(
         None, description="Why the graft volume is null (absent when it was measured)."
     )
@@ -122,7 +137,7 @@ def record_json(summary: dict[str, Any]) -> dict[str, Any]:
     ...                        "software": "graftimg", "version": "0", "params": {},
     ...                        "params_hash": "0", "inputs": {}, "time_utc": "now"}})
     >>> out["schema_version"], out["graft_volume_mm3"], "cyst_volume_mm3" in out
-    ('1.0', None, False)
+    ('2.0', None, False)
     """
     values = {**jsonable(summary), "schema_version": SCHEMA_VERSION}
     return SessionRecord.model_validate(values).model_dump(mode="json", exclude_unset=True)
@@ -182,7 +197,41 @@ def read_session_result(path: str | os.PathLike) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         raise MetadataError("session result is unreadable", path=path, hint="rerun that session")
-    return data
+    return upgrade_record(data)
+
+
+def upgrade_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A record of an older layout in the names of today (a current record is returned as is).
+
+    Keys renamed since (:data:`RENAMED_KEYS`) take their new name, and so do renamed flags
+    (:data:`RENAMED_FLAGS`) in ``flags``, ``study_flags`` and ``cord.flags``; nothing else
+    changes. A record without ``schema_version`` (a failed session's reason, or a record
+    written before versions) is read as 1.x.
+
+    Examples
+    --------
+    >>> old = {"schema_version": "1.0", "graft_volume_low_mm3": 1.5,
+    ...        "flags": ["registration_poor"]}
+    >>> new = upgrade_record(old)
+    >>> new["graft_volume_lower_mm3"], new["flags"], "graft_volume_low_mm3" in new
+    (1.5, ['poor_registration'], False)
+    """
+    version = str(data.get("schema_version") or "1.0")
+    if int(version.split(".")[0]) >= 2:
+        return data
+
+    def flags(values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [RENAMED_FLAGS.get(f, f) if isinstance(f, str) else f for f in values]
+
+    out = {RENAMED_KEYS.get(key, key): value for key, value in data.items()}
+    for key in ("flags", "study_flags"):
+        if key in out:
+            out[key] = flags(out[key])
+    if isinstance(out.get("cord"), dict) and "flags" in out["cord"]:
+        out["cord"] = {**out["cord"], "flags": flags(out["cord"]["flags"])}
+    return out
 
 
 def json_schema() -> dict[str, Any]:

@@ -20,7 +20,7 @@ carries the values that raised it, so a reader can judge it.
     cord SNR below the threshold (10), or the segmentation said so
 ``poor_registration``
     the registration to the baseline correlates below 0.8, or the pipeline flagged it poor
-``unreliable_reference``
+``reference_unreliable``
     the normal-cord reference the graft is compared with was flagged unreliable or too small
 """
 
@@ -54,10 +54,10 @@ FLAG_DESCRIPTIONS = {
     "low_snr": "low signal-to-noise ratio in the cord",
     "poor_registration": "registration to the baseline session is poor: the injection site may "
     "be misplaced",
-    "unreliable_reference": "the normal-cord reference the graft is compared with is unreliable",
+    "reference_unreliable": "the normal-cord reference the graft is compared with is unreliable",
 }
 
-_POOR_REGISTRATION = ("poor_registration", "registration_poor", "site_poor_registration")
+_POOR_REGISTRATION = ("poor_registration", "site_poor_registration")
 _UNRELIABLE_REFERENCE = ("reference_unreliable", "reference_too_small", "reference_no_variance")
 
 
@@ -100,8 +100,8 @@ def voxel_volume_mm3(point: SessionPoint) -> float:
 def _sigma(point: SessionPoint) -> float:
     return sigma_from_band(
         point.volume_mm3 or 0.0,
-        point.low_mm3,
-        point.high_mm3,
+        point.lower_mm3,
+        point.upper_mm3,
         floor_mm3=voxel_volume_mm3(point),
     )
 
@@ -155,13 +155,13 @@ def _session_flags(
     if point.days is not None and 0 <= point.days < acute_window_days:
         add("acute_window", days=point.days, acute_window_days=acute_window_days)
     if point.days is not None and point.days < 0 and point.volume_mm3:
-        low = point.low_mm3
+        low = point.lower_mm3
         if low is None or low > 0:
             add(
                 "signal_before_injection",
                 days=point.days,
                 graft_volume_mm3=point.volume_mm3,
-                graft_volume_low_mm3=low,
+                graft_volume_lower_mm3=low,
             )
     pipeline_snr = "low_snr" in point.flags
     if pipeline_snr or (point.snr is not None and point.snr < settings.min_snr):
@@ -180,7 +180,7 @@ def _session_flags(
     small = n_ref is not None and n_ref < settings.min_reference_voxels
     if unreliable or small:
         add(
-            "unreliable_reference",
+            "reference_unreliable",
             reference_n_voxels=n_ref,
             min_reference_voxels=settings.min_reference_voxels,
             pipeline_flags=unreliable,

@@ -38,7 +38,7 @@ class CordResult:
         1 for a user mask; the automatic segmentation's confidence otherwise.
     flags : tuple of str
         ``cord_uncertain`` and its reasons, ``cord_bends_around_abnormality``,
-        ``cord_mask_resampled``, ``registration_poor``...
+        ``cord_mask_resampled``, ``poor_registration``...
     csa_mm2 : (Z,) ndarray
         Cross-sectional area per axial slice of the canonical grid, mm².
     details : dict
@@ -237,7 +237,7 @@ def cord_for_session(
                     transform, mask = matrix, refined
                     break
             if transform is None and "registration_edge_strength" in details:
-                flags.append("registration_poor")
+                flags.append("poor_registration")
             details["registration_applied"] = transform is not None
         if not mask.any():
             raise SegmentationError(

@@ -88,7 +88,8 @@ class Scene:
     mu, sigma : float
         Normal level ``μ`` and the spread ``σ`` on the graft's side.
     thresholds : dict of str to float
-        ``main`` (``k``), ``strict`` (``k + band``) and ``sensitive`` (``k − band``) thresholds.
+        ``main`` (``k``), ``lower`` (``k + band``: the band's lower end) and ``upper``
+        (``k − band``) thresholds.
     regions : Regions
         Where graft voxels are looked for.
     """
