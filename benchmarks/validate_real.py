@@ -1058,13 +1058,15 @@ def qc_figure(case: Case, row: dict[str, Any], arrays: dict[str, Any], path: Pat
             )
     handles = [Line2D([0], [0], color=c, ls=s, label=n) for n, _, c, s in layers]
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    meas = row.get("measured_mm3")
+    meas, pv = row.get("measured_mm3"), row.get("measured_pv_mm3")
     err = row.get("error_pct")
-    shown = "null" if meas is None else f"{meas:.1f}"
-    relative = "" if err is None else f" ({err:+.0f} %)"
+    shown = "null" if meas is None else f"binary {meas:.1f} mm³"
+    if pv is not None:
+        shown += f", partial-volume {pv:.1f} mm³"
+    relative = "" if err is None else f" ({err:+.0f} % partial-volume)"
     snr = row["synth"].get("snr_reached", float("nan"))
     flags = ", ".join(row.get("flags", [])) or "–"
-    title = f"{case.id}\ntruth {row.get('truth_mm3', 0):.1f} mm³, measured {shown} mm³{relative}; "
+    title = f"{case.id}\ntruth {row.get('truth_mm3', 0):.1f} mm³, measured {shown}{relative}; "
     title += "\n".join(textwrap.wrap(f"SNR {snr:.1f}; flags: {flags}", 140))
     if "error" in row:
         title += f"\nERROR {row['error'][:120]}"

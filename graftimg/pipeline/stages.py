@@ -82,6 +82,11 @@ NULL_VOLUME_REASONS = {
         "no trustworthy normal-appearing cord to compare the graft with: give a field of view "
         "that covers normal cord beyond the graft, or check the cord mask"
     ),
+    "cord_uncertain": (
+        "nothing was found, but the automatic cord is doubtful where the graft was looked for "
+        "(a dark or bright graft can push the contour aside and leave the graft outside the "
+        "search): check the cord on the QC picture, or give a cord mask with --cord-mask"
+    ),
     "site_outside_cord": (
         "the injection site lies outside the cord, so the graft was not looked for where it "
         "was injected: check the injection site, or give a cord mask that holds the graft "
@@ -443,7 +448,7 @@ def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[st
     return out
 
 
-def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
+def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ()) -> str | None:
     """Why the graft volume cannot be given, or None when it was measured.
 
     Parameters
@@ -452,6 +457,8 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
         Flags of the graft segmentation.
     n_graft_voxels : int
         Graft voxels found.
+    cord_flags : iterable of str, optional
+        Flags of the cord (the automatic cord's doubts).
 
     Returns
     -------
@@ -459,7 +466,10 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
         A short sentence naming the cause and the fix (:data:`NULL_VOLUME_REASONS`), or None.
         ``reference_unreliable`` always voids the measurement (the threshold has no basis);
         ``site_outside_cord`` voids it only when nothing was found (the search did not reach
-        the site, so finding nothing says nothing about the graft).
+        the site, so finding nothing says nothing about the graft). A doubtful automatic
+        cord (``cord_uncertain``, ``cord_bends_around_abnormality``) voids it only when nothing
+        was found: on real T2*w with thick slices the contour sometimes went around an
+        inserted void, which was then outside the search and reported as 0.
 
     Examples
     --------
@@ -469,12 +479,17 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int) -> str | None:
     True
     >>> null_volume_reason(["reference_unreliable"], n_graft_voxels=12).split(":")[0]
     'no trustworthy normal-appearing cord to compare the graft with'
+    >>> null_volume_reason(["no_graft_found"], n_graft_voxels=0, cord_flags=["cord_uncertain"])
+    'nothing was found, but the automatic cord is doubtful where the graft was looked for ...'
     """
     flags = set(flags)
     if "reference_unreliable" in flags:
         return NULL_VOLUME_REASONS["reference_unreliable"]
     if "site_outside_cord" in flags and n_graft_voxels == 0:
         return NULL_VOLUME_REASONS["site_outside_cord"]
+    doubtful = {"cord_uncertain", "cord_bends_around_abnormality"} & set(cord_flags)
+    if doubtful and n_graft_voxels == 0:
+        return NULL_VOLUME_REASONS["cord_uncertain"]
     return None
 
 
@@ -544,7 +559,9 @@ def measure_session(
     # Which route the normal-cord reference took and what it left out (issue 8).
     values["reference_region"] = seg.reference.region
     values["reference_excluded_voxels"] = int(seg.reference.excluded_voxels)
-    reason = null_volume_reason(seg.flags, n_graft_voxels=int(graft.sum()))
+    reason = null_volume_reason(
+        seg.flags, n_graft_voxels=int(graft.sum()), cord_flags=cord.cord.flags
+    )
     if reason is not None:
         # Nothing trustworthy to write: empty masks, null volumes, the reason said.
         graft = np.zeros(volume.shape, bool)
