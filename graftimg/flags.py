@@ -205,6 +205,13 @@ class Flag(StrEnum):
         "filled from the slices above and below: the cord holds the tissue, its edge there "
         "does not come from the image.",
     )
+    CORD_NARROWS_AT_SITE = (
+        "cord_narrows_at_site",
+        "cord",
+        "At the injection site the cord's cross-section is under half of what it is along the "
+        "cord around it: the contour probably went around (or shrank onto) a graft. When "
+        "nothing is found there, the volume is null: check the cord, or give a cord mask.",
+    )
     CORD_MASK_RESAMPLED = (
         "cord_mask_resampled",
         "cord",

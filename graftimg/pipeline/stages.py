@@ -46,6 +46,7 @@ __all__ = [
     "MeasuredGraft",
     "PreparedImage",
     "SessionCord",
+    "cord_narrows_at",
     "find_cord",
     "find_graft",
     "measure_session",
@@ -422,7 +423,47 @@ def find_graft(
         params=graft_params,
         noise_sigma=prepared.noise_sigma,
     )
-    return GraftFound(seg.graft_mask, seg.cyst_mask, seg, seg.flags)
+    flags = seg.flags
+    automatic = cord.cord.source != "mask"  # a cord mask given by the user is not doubted
+    if automatic and cord_narrows_at(cord.mask, float(site.voxel[2]), spacing=spacing):
+        flags = tuple(sorted({*flags, "cord_narrows_at_site"}))
+    return GraftFound(seg.graft_mask, seg.cyst_mask, seg, flags)
+
+
+#: Slices within this distance of the site (mm) are "at the site"; the cord's usual
+#: cross-section is the median over the slices between the two distances on either side.
+_SITE_HALF_MM, _AROUND_MM = (2.0, (5.0, 15.0))
+#: At the site, a cross-section under this fraction of the usual one is a narrowing.
+_NARROW_RATIO = 0.5
+
+
+def cord_narrows_at(
+    cord: np.ndarray, site_z: float, *, spacing: tuple[float, float, float]
+) -> bool:
+    """Whether the cord's cross-section at the site is under half of its usual size around it.
+
+    A dark void (or bright graft) that the automatic contour went around, or shrank onto,
+    leaves the cord pinched at the site: on a real T2*w an inserted void was then the whole
+    cord at the site, nothing was found and 0 was reported.
+
+    Examples
+    --------
+    >>> cord = np.zeros((9, 9, 41), bool)
+    >>> cord[2:7, 2:7, :] = True
+    >>> cord_narrows_at(cord, 20.0, spacing=(1.0, 1.0, 1.0))
+    False
+    >>> cord[2:7, 2:7, 19:22] = False
+    >>> cord[4, 4, 19:22] = True
+    >>> cord_narrows_at(cord, 20.0, spacing=(1.0, 1.0, 1.0))
+    True
+    """
+    area = cord.sum(axis=(0, 1)).astype(float)
+    distance = np.abs(np.arange(cord.shape[2]) - site_z) * spacing[2]
+    at_site = (distance <= max(_SITE_HALF_MM, 0.5 * spacing[2])) & (area > 0)
+    around = (distance >= _AROUND_MM[0]) & (distance <= _AROUND_MM[1]) & (area > 0)
+    if not at_site.any() or not around.any():
+        return False
+    return bool(area[at_site].min() < _NARROW_RATIO * np.median(area[around]))
 
 
 def _empty_measurements(volume: Volume, cord: np.ndarray, mode: Mode) -> dict[str, Any]:
@@ -487,7 +528,11 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ())
         return NULL_VOLUME_REASONS["reference_unreliable"]
     if "site_outside_cord" in flags and n_graft_voxels == 0:
         return NULL_VOLUME_REASONS["site_outside_cord"]
-    doubtful = {"cord_uncertain", "cord_bends_around_abnormality"} & set(cord_flags)
+    doubtful = {
+        "cord_uncertain",
+        "cord_bends_around_abnormality",
+        "cord_narrows_at_site",
+    } & set(cord_flags)
     if doubtful and n_graft_voxels == 0:
         return NULL_VOLUME_REASONS["cord_uncertain"]
     return None
@@ -560,7 +605,7 @@ def measure_session(
     values["reference_region"] = seg.reference.region
     values["reference_excluded_voxels"] = int(seg.reference.excluded_voxels)
     reason = null_volume_reason(
-        seg.flags, n_graft_voxels=int(graft.sum()), cord_flags=cord.cord.flags
+        seg.flags, n_graft_voxels=int(graft.sum()), cord_flags=(*cord.cord.flags, *found.flags)
     )
     if reason is not None:
         # Nothing trustworthy to write: empty masks, null volumes, the reason said.
