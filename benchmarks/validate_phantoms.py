@@ -312,8 +312,8 @@ def run_case(
             n_voxels=int(graft.sum()),
             volume_mm3=s["graft_volume_mm3"],
             volume_pv_mm3=s["graft_volume_pv_mm3"],
-            lower_mm3=s["graft_volume_lower_mm3"],
-            upper_mm3=s["graft_volume_upper_mm3"],
+            low_mm3=s["graft_volume_low_mm3"],
+            high_mm3=s["graft_volume_high_mm3"],
             dice=_dice(graft, truth_mask),
             cord_dice=_dice(result.cord.mask, truth_cord),
             flags=s["flags"],
@@ -355,7 +355,7 @@ def run_case(
     if truth_volume > 0 and case.kind != "nograft":
         row["pv_error_pct"] = 100.0 * (row["volume_pv_mm3"] / truth_volume - 1.0)
         row["bin_error_pct"] = 100.0 * (row["volume_mm3"] / truth_volume - 1.0)
-        row["in_band"] = bool(row["lower_mm3"] <= truth_volume <= row["upper_mm3"])
+        row["in_band"] = bool(row["low_mm3"] <= truth_volume <= row["high_mm3"])
     row["seconds"] = time.perf_counter() - t0
     return row
 

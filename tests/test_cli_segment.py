@@ -74,7 +74,7 @@ def test_segment_on_healthy_cord_finds_nothing_and_says_so(sct_data, tmp_path):
     graft = nib.load(tmp_path / "t2_label-graft_mask.nii.gz")
     assert nib.aff2axcodes(graft.affine) == ("P", "S", "R")
     assert not np.asanyarray(graft.dataobj).any()
-    for key in ("graft_volume_pv_mm3", "graft_volume_lower_mm3", "graft_volume_upper_mm3", "mode"):
+    for key in ("graft_volume_pv_mm3", "graft_volume_low_mm3", "graft_volume_high_mm3", "mode"):
         assert key in result
     # Zero stays zero when the search was made and found nothing.
     assert "graft_volume_null_reason" not in result
@@ -153,8 +153,8 @@ def _known_graft(monkeypatch):
         return dataclasses.replace(
             seg,
             graft_mask=blob,
-            graft_mask_lower=blob,
-            graft_mask_upper=blob,
+            graft_mask_low=blob,
+            graft_mask_high=blob,
             cyst_mask=none,
             support_mask=None,
             flags=tuple(sorted(flags)),

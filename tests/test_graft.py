@@ -226,14 +226,14 @@ def test_partial_volume_volume_matches_truth(mode, spacing, semi_mm):
 def test_sweep_band_is_nested(mode, spacing):
     p = make_phantom(spacing=spacing, mode=mode, seed=2)
     seg = run(p, mode=mode)
-    assert not (seg.graft_mask_lower & ~seg.graft_mask).any()
-    assert not (seg.graft_mask & ~seg.graft_mask_upper).any()
+    assert not (seg.graft_mask_low & ~seg.graft_mask).any()
+    assert not (seg.graft_mask & ~seg.graft_mask_high).any()
     volumes = [
         run(p, mode=mode, params=GraftParams(k_sigma=k)).volume_mm3 for k in (2.0, 3.0, 4.0)
     ]
     assert volumes[0] >= volumes[1] >= volumes[2] > 0
-    assert volumes[0] == seg.graft_mask_upper.sum() * seg.voxel_volume_mm3
-    assert volumes[2] == seg.graft_mask_lower.sum() * seg.voxel_volume_mm3
+    assert volumes[0] == seg.graft_mask_high.sum() * seg.voxel_volume_mm3
+    assert volumes[2] == seg.graft_mask_low.sum() * seg.voxel_volume_mm3
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -242,7 +242,7 @@ def test_gain_changes_nothing(mode):
     p = make_phantom(spacing=ISO, mode=mode, graft_semi_mm=(3.0, 2.5, 7.0), cyst_semi_mm=cyst)
     a = run(p, mode=mode)
     b = run(p, mode=mode, image=p["image"] * np.float32(7.3))
-    for name in ("graft_mask", "cyst_mask", "graft_mask_lower", "graft_mask_upper"):
+    for name in ("graft_mask", "cyst_mask", "graft_mask_low", "graft_mask_high"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert a.flags == b.flags
     assert b.levels.normal == pytest.approx(7.3 * a.levels.normal, rel=1e-6)
@@ -274,8 +274,8 @@ def test_wide_field_of_view_gives_the_same_graft(mode):
     for name in (
         "graft_mask",
         "cyst_mask",
-        "graft_mask_lower",
-        "graft_mask_upper",
+        "graft_mask_low",
+        "graft_mask_high",
         "search_mask",
     ):
         full = getattr(b, name)
@@ -487,8 +487,8 @@ def test_region_growing_refinement(mode, refine):
     base = run(p, mode=mode, params=GraftParams(t2_boundary="threshold"))
     seg = run(p, mode=mode, params=GraftParams(refine=refine))
     assert dice(seg.graft_mask, p["truth"] >= 0.5) >= 0.8
-    assert not (seg.graft_mask_lower & ~seg.graft_mask).any()
-    assert not (seg.graft_mask & ~seg.graft_mask_upper).any()
+    assert not (seg.graft_mask_low & ~seg.graft_mask).any()
+    assert not (seg.graft_mask & ~seg.graft_mask_high).any()
     if refine == "connected_threshold":  # same threshold; only the opening's trims differ
         assert dice(seg.graft_mask, base.graft_mask) >= 0.99
 
@@ -595,7 +595,7 @@ def test_reference_ignores_csf_partial_volume_and_the_graft():
 
 def test_reference_one_sided_and_fallbacks():
     p = make_phantom(spacing=ISO, mode="iron", bias=0.0)
-    s = p["s_mm"] + 12.0  # site 12 mm inferior of centre: the lower band leaves the image
+    s = p["s_mm"] + 12.0  # site 12 mm inferior of centre: the inferior band leaves the image
     one = reference_stats(p["image"], p["cord"], s, window_mm=30, band_mm=10, spacing=ISO)
     assert "reference_one_sided" in one.flags and one.region == "bands"
     nothing_outside = reference_stats(

@@ -54,7 +54,7 @@ def test_participant_level_writes_bids_derivatives(derivatives, truth):
         void = float(truth[f"ses-{ses}"]["void_volume_mm3"])
         # The void measured against its analytic truth (rodent T2*w, 0.1 × 0.1 × 0.4 mm).
         assert result["graft_volume_pv_mm3"] == pytest.approx(void, rel=0.15)
-        assert result["graft_volume_lower_mm3"] <= void <= result["graft_volume_upper_mm3"]
+        assert result["graft_volume_low_mm3"] <= void <= result["graft_volume_high_mm3"]
         assert result["provenance"]["inputs"]["image"]["sha256"]
     first, second = (
         json.loads(

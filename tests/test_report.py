@@ -42,8 +42,8 @@ def test_qc_title_of_an_unmeasured_graft_says_not_measured():
     measured = {
         "mode": "iron",
         "graft_volume_pv_mm3": 0.0,
-        "graft_volume_lower_mm3": 0.0,
-        "graft_volume_upper_mm3": 0.0,
+        "graft_volume_low_mm3": 0.0,
+        "graft_volume_high_mm3": 0.0,
         "graft_volume_mm3": 0.0,
     }
     assert qc_title("a.nii", measured) == (

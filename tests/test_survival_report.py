@@ -53,8 +53,8 @@ def make_results(root, subject="01", n_sessions=7):
             "scale": "human",
             "days_since_injection": days,
             "graft_volume_mm3": float(volume),
-            "graft_volume_lower_mm3": float(volume) * 0.9,
-            "graft_volume_upper_mm3": float(volume) * 1.1,
+            "graft_volume_low_mm3": float(volume) * 0.9,
+            "graft_volume_high_mm3": float(volume) * 1.1,
             "voxel_size_mm": [0.8, 0.8, 0.8],
             "echo_time_s": 0.12,
             "field_strength_T": 3.0,
@@ -250,8 +250,10 @@ def test_results_of_different_parameter_sets_are_refused(tmp_path, capsys):
 
 
 def test_records_of_schema_1_are_read_in_todays_names(tmp_path):
-    # Before schema 2.0 the band's ends were low/high and a flag had two names: the reports and
-    # the group table still read such a record, in the names of today.
+    # Before schema 2.0 the threshold sweep's part of the band was named by k (k_plus_1,
+    # k_minus_1) and a flag had two names; the band's ends were low/high then as now. The
+    # reports and the group table still read such a record, in the names of today.
+    from graftimg.io.session_record import read_session_result
     from graftimg.pipeline.study import run_group
 
     out = make_results(tmp_path, n_sessions=3)
@@ -260,20 +262,28 @@ def test_records_of_schema_1_are_read_in_todays_names(tmp_path):
     text = path.read_text()
     for new, old in (
         ('"subject"', '"schema_version": "1.0", "subject"'),
-        ('"graft_volume_lower_mm3"', '"graft_volume_low_mm3"'),
-        ('"graft_volume_upper_mm3"', '"graft_volume_high_mm3"'),
+        (
+            '"graft_volume_low_mm3"',
+            '"graft_volume_k_plus_1_mm3": 1.5, "graft_volume_k_minus_1_mm3": 2.5, '
+            '"graft_volume_low_mm3"',
+        ),
         ('"flags": []', '"flags": ["registration_poor"]'),
     ):
         assert new in text
         text = text.replace(new, old, 1)
     path.write_text(text)
+    record = read_session_result(path)
+    assert record["graft_volume_low_mask_mm3"] == 1.5
+    assert record["graft_volume_high_mask_mm3"] == 2.5
+    assert not {"graft_volume_k_plus_1_mm3", "graft_volume_k_minus_1_mm3"} & set(record)
+    assert record["flags"] == ["poor_registration"]
     files = write_survival_reports(out)
     with files.cohort_tsv.open() as handle:
         rows = {row["session_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
-    assert float(rows["ses-02"]["graft_volume_lower_mm3"]) == pytest.approx(VOLUMES[1] * 0.9)
-    assert float(rows["ses-02"]["graft_volume_upper_mm3"]) == pytest.approx(VOLUMES[1] * 1.1)
+    assert float(rows["ses-02"]["graft_volume_low_mm3"]) == pytest.approx(VOLUMES[1] * 0.9)
+    assert float(rows["ses-02"]["graft_volume_high_mm3"]) == pytest.approx(VOLUMES[1] * 1.1)
     assert "poor_registration" in rows["ses-02"]["flags"].split(",")
     with run_group(out, reports=False).open() as handle:
         group = {row["session_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
-    assert float(group["ses-02"]["graft_volume_lower_mm3"]) == pytest.approx(VOLUMES[1] * 0.9)
+    assert float(group["ses-02"]["graft_volume_low_mm3"]) == pytest.approx(VOLUMES[1] * 0.9)
     assert group["ses-02"]["flags"] == "poor_registration"

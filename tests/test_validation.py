@@ -82,8 +82,8 @@ def test_dice_at_least_085(rows, mode, spacing):
 @pytest.mark.parametrize(("mode", "spacing"), CONDITIONS)
 def test_true_volume_inside_band(rows, mode, spacing):
     for r in _graft_rows(rows, mode, spacing):
-        assert r["lower_mm3"] <= r["truth_volume_mm3"] <= r["upper_mm3"]
-        assert r["lower_mm3"] <= r["volume_mm3"] <= r["upper_mm3"]
+        assert r["low_mm3"] <= r["truth_volume_mm3"] <= r["high_mm3"]
+        assert r["low_mm3"] <= r["volume_mm3"] <= r["high_mm3"]
 
 
 @pytest.mark.parametrize(("mode", "spacing"), EXTRA)

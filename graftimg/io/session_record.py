@@ -7,9 +7,10 @@ Fields not listed here are kept as they are (the record grows with the methods),
 describes the part readers rely on and checks its types.
 
 ``schema_version`` changes its major number when a listed field changes meaning, name or type,
-its minor number when fields are added. Version 2.0 named the band's ends ``lower`` and
-``upper`` (docs/conventions.md) and gave each flag one name; :func:`read_session_result`
-reads a 1.x record in the names of today (:data:`RENAMED_KEYS`, :data:`RENAMED_FLAGS`).
+its minor number when fields are added. Version 2.0 named the threshold sweep's part of the
+band after the band's ends, ``low`` and ``high`` (docs/conventions.md), and gave each flag one
+name; :func:`read_session_result` reads a 1.x record in the names of today
+(:data:`RENAMED_KEYS`, :data:`RENAMED_FLAGS`).
 """
 
 from __future__ import annotations
@@ -41,12 +42,10 @@ __all__ = [
 
 SCHEMA_VERSION = "2.0"
 
-#: Keys of a 1.x record → their name since 2.0 (the band's ends are ``lower`` and ``upper``).
+#: Keys of a 1.x record → their name since 2.0 (the band's ends are ``low`` and ``high``).
 RENAMED_KEYS = {
-    "graft_volume_low_mm3": "graft_volume_lower_mm3",
-    "graft_volume_high_mm3": "graft_volume_upper_mm3",
-    "graft_volume_k_plus_1_mm3": "graft_volume_lower_mask_mm3",
-    "graft_volume_k_minus_1_mm3": "graft_volume_upper_mask_mm3",
+    "graft_volume_k_plus_1_mm3": "graft_volume_low_mask_mm3",
+    "graft_volume_k_minus_1_mm3": "graft_volume_high_mask_mm3",
 }
 #: Flags of a 1.x record → their name since 2.0.
 RENAMED_FLAGS = {"registration_poor": "poor_registration"}
@@ -98,8 +97,8 @@ class SessionRecord(_Open):
     flags: list[str] = Field(description="What deserves a look (docs/flags.md).")
     graft_volume_mm3: float | None = Field(description="Binary graft volume.")
     graft_volume_pv_mm3: float | None = Field(None, description="Partial-volume-weighted volume.")
-    graft_volume_lower_mm3: float | None = Field(None, description="Lower end of the band.")
-    graft_volume_upper_mm3: float | None = Field(None, description="Upper end of the band.")
+    graft_volume_low_mm3: float | None = Field(None, description="Low end of the band.")
+    graft_volume_high_mm3: float | None = Field(None, description="High end of the band.")
     graft_volume_null_reason: str | None = Field(
         None, description="Why the graft volume is null (absent when it was measured)."
     )
@@ -211,10 +210,12 @@ def upgrade_record(data: dict[str, Any]) -> dict[str, Any]:
     Examples
     --------
     >>> old = {"schema_version": "1.0", "graft_volume_low_mm3": 1.5,
-    ...        "flags": ["registration_poor"]}
+    ...        "graft_volume_k_plus_1_mm3": 1.2, "flags": ["registration_poor"]}
     >>> new = upgrade_record(old)
-    >>> new["graft_volume_lower_mm3"], new["flags"], "graft_volume_low_mm3" in new
-    (1.5, ['poor_registration'], False)
+    >>> new["graft_volume_low_mm3"], new["graft_volume_low_mask_mm3"], new["flags"]
+    (1.5, 1.2, ['poor_registration'])
+    >>> "graft_volume_k_plus_1_mm3" in new
+    False
     """
     version = str(data.get("schema_version") or "1.0")
     if int(version.split(".")[0]) >= 2:

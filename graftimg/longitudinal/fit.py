@@ -5,7 +5,7 @@ Model (``exponential_plateau``, 4 or more sessions)::
     V(t) = V∞ + (V0 − V∞) · exp(−λ t),   t½ = ln 2 / λ,   plateau fraction p = V∞ / V0
 
 with ``t`` in days since the reference session, bounds ``λ ≥ 0`` and ``0 ≤ V∞ ≤ V0``. Each
-session's volume has a standard uncertainty ``σ_i`` taken from its lower/upper band
+session's volume has a standard uncertainty ``σ_i`` taken from its low/high band
 (:func:`graftimg.longitudinal.uncertainty.sigma_from_band`); the fit is weighted least squares,
 i.e. the Gaussian likelihood with those σ.
 

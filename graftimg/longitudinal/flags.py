@@ -100,8 +100,8 @@ def voxel_volume_mm3(point: SessionPoint) -> float:
 def _sigma(point: SessionPoint) -> float:
     return sigma_from_band(
         point.volume_mm3 or 0.0,
-        point.lower_mm3,
-        point.upper_mm3,
+        point.low_mm3,
+        point.high_mm3,
         floor_mm3=voxel_volume_mm3(point),
     )
 
@@ -155,13 +155,13 @@ def _session_flags(
     if point.days is not None and 0 <= point.days < acute_window_days:
         add("acute_window", days=point.days, acute_window_days=acute_window_days)
     if point.days is not None and point.days < 0 and point.volume_mm3:
-        low = point.lower_mm3
+        low = point.low_mm3
         if low is None or low > 0:
             add(
                 "signal_before_injection",
                 days=point.days,
                 graft_volume_mm3=point.volume_mm3,
-                graft_volume_lower_mm3=low,
+                graft_volume_low_mm3=low,
             )
     pipeline_snr = "low_snr" in point.flags
     if pipeline_snr or (point.snr is not None and point.snr < settings.min_snr):

@@ -70,8 +70,8 @@ class SessionSurvival:
     t_days: float | None
     sigma_mm3: float | None
     survival_fraction: float | None
-    survival_fraction_lower: float | None
-    survival_fraction_upper: float | None
+    survival_fraction_low: float | None
+    survival_fraction_high: float | None
     mdc_mm3: float | None
     change_detectable: bool | None
     used_in_fit: bool
@@ -85,13 +85,13 @@ class SessionSurvival:
             "days": p.days,
             "days_since_reference": self.t_days,
             "graft_volume_mm3": p.volume_mm3,
-            "graft_volume_lower_mm3": p.lower_mm3,
-            "graft_volume_upper_mm3": p.upper_mm3,
+            "graft_volume_low_mm3": p.low_mm3,
+            "graft_volume_high_mm3": p.high_mm3,
             "graft_volume_sigma_mm3": self.sigma_mm3,
             "graft_volume_null_reason": p.null_reason,
             "survival_fraction": self.survival_fraction,
-            "survival_fraction_lower": self.survival_fraction_lower,
-            "survival_fraction_upper": self.survival_fraction_upper,
+            "survival_fraction_low": self.survival_fraction_low,
+            "survival_fraction_high": self.survival_fraction_high,
             "minimum_detectable_change_mm3": self.mdc_mm3,
             "change_from_reference_detectable": self.change_detectable,
             "used_in_fit": self.used_in_fit,
@@ -153,7 +153,7 @@ def _sigma(point: SessionPoint) -> float | None:
     if point.volume_mm3 is None:
         return None
     return sigma_from_band(
-        point.volume_mm3, point.lower_mm3, point.upper_mm3, floor_mm3=voxel_volume_mm3(point)
+        point.volume_mm3, point.low_mm3, point.high_mm3, floor_mm3=voxel_volume_mm3(point)
     )
 
 
@@ -244,8 +244,8 @@ def analyse_subject(
                 t_days=t,
                 sigma_mm3=sigma,
                 survival_fraction=_ratio(point.volume_mm3, v_ref),
-                survival_fraction_lower=_ratio(point.lower_mm3, v_ref),
-                survival_fraction_upper=_ratio(point.upper_mm3, v_ref),
+                survival_fraction_low=_ratio(point.low_mm3, v_ref),
+                survival_fraction_high=_ratio(point.high_mm3, v_ref),
                 mdc_mm3=mdc,
                 change_detectable=detectable,
                 used_in_fit=bool(used),

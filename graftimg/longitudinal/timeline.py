@@ -53,7 +53,7 @@ class SessionPoint:
         Session label (without ``ses-``).
     days : float or None
         Days since injection (negative before it; None when unknown).
-    volume_mm3, lower_mm3, upper_mm3 : float or None
+    volume_mm3, low_mm3, high_mm3 : float or None
         Graft volume in the session's native grid and its band; None when not measured.
     mode : str
         ``iron`` or ``t2``.
@@ -75,8 +75,8 @@ class SessionPoint:
     session: str | None
     days: float | None
     volume_mm3: float | None
-    lower_mm3: float | None = None
-    upper_mm3: float | None = None
+    low_mm3: float | None = None
+    high_mm3: float | None = None
     mode: str = "t2"
     null_reason: str | None = None
     echo_time_s: float | None = None
@@ -130,7 +130,7 @@ def point_from_result(result: Mapping[str, Any]) -> SessionPoint:
     Examples
     --------
     >>> p = point_from_result({"session": "02", "days_since_injection": 14.5, "mode": "iron",
-    ...     "graft_volume_mm3": 3.0, "graft_volume_lower_mm3": 1.6, "graft_volume_upper_mm3": 4.4,
+    ...     "graft_volume_mm3": 3.0, "graft_volume_low_mm3": 1.6, "graft_volume_high_mm3": 4.4,
     ...     "flags": ["low_snr"], "study_flags": ["site_poor_registration"]})
     >>> p.days, p.volume_mm3, p.flags
     (14.5, 3.0, ('low_snr', 'site_poor_registration'))
@@ -146,8 +146,8 @@ def point_from_result(result: Mapping[str, Any]) -> SessionPoint:
         session=result.get("session"),
         days=_float(result.get("days_since_injection")),
         volume_mm3=_float(result.get("graft_volume_mm3")),
-        lower_mm3=_float(result.get("graft_volume_lower_mm3")),
-        upper_mm3=_float(result.get("graft_volume_upper_mm3")),
+        low_mm3=_float(result.get("graft_volume_low_mm3")),
+        high_mm3=_float(result.get("graft_volume_high_mm3")),
         mode=str(result.get("mode") or "t2"),
         null_reason=result.get("graft_volume_null_reason"),
         echo_time_s=_float(result.get("echo_time_s")),

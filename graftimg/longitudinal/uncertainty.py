@@ -1,8 +1,8 @@
 """Per-session volume uncertainty and the minimum detectable change between two sessions.
 
-Each session's graft volume comes with a lower/upper band (threshold sweep and half-voxel surface
+Each session's graft volume comes with a low/high band (threshold sweep and half-voxel surface
 bound, see docs/methods.md). The survival analysis reads that band as a 95 % range of the
-volume, so its standard uncertainty is ``(upper − lower) / (2 · 1.96)``. The minimum detectable
+volume, so its standard uncertainty is ``(high − low) / (2 · 1.96)``. The minimum detectable
 change between two sessions at 95 % is then ``1.96 · √(σ_a² + σ_b²)``: the standard error of the
 measurement difference (Weir, *J Strength Cond Res* 2005;19:231; Beckerman et al., *Clin
 Rehabil* 2001;15:9 for the SEM-based form).
@@ -20,19 +20,19 @@ Z95 = 1.959963984540054
 
 def sigma_from_band(
     volume_mm3: float,
-    lower_mm3: float | None,
-    upper_mm3: float | None,
+    low_mm3: float | None,
+    high_mm3: float | None,
     *,
     floor_mm3: float = 0.0,
     relative_floor: float = 0.02,
 ) -> float:
-    """Standard uncertainty of a volume from its lower/upper band, read as a 95 % range.
+    """Standard uncertainty of a volume from its low/high band, read as a 95 % range.
 
     Parameters
     ----------
     volume_mm3 : float
         The measured volume.
-    lower_mm3, upper_mm3 : float or None
+    low_mm3, high_mm3 : float or None
         The band; when either is missing the band is taken as ±``2 · relative_floor``.
     floor_mm3 : float
         Absolute floor, so that a zero volume with a zero band still has an uncertainty (e.g.
@@ -53,9 +53,9 @@ def sigma_from_band(
     2.0
     """
     floor = max(float(floor_mm3), relative_floor * abs(float(volume_mm3)))
-    if lower_mm3 is None or upper_mm3 is None:
+    if low_mm3 is None or high_mm3 is None:
         return max(floor, 2 * relative_floor * abs(float(volume_mm3)))
-    return max(floor, (float(upper_mm3) - float(lower_mm3)) / (2 * Z95))
+    return max(floor, (float(high_mm3) - float(low_mm3)) / (2 * Z95))
 
 
 def minimum_detectable_change(sigma_a_mm3: float, sigma_b_mm3: float) -> float:

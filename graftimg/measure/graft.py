@@ -4,8 +4,8 @@ The uncertainty band combines two sources (docs/methods.md): the threshold sweep
 ``k + 1`` and ``k − 1`` robust SDs) and the half-voxel surface bound ``½·A·Δx_eff`` around the
 binary volume::
 
-    lower = min(V(k + 1), V_binary − ½·A·Δx_eff)
-    upper = max(V(k − 1), V_binary + ½·A·Δx_eff)
+    low  = min(V(k + 1), V_binary − ½·A·Δx_eff)
+    high = max(V(k − 1), V_binary + ½·A·Δx_eff)
 
 Both parts are reported separately as well, so a reader can see which one dominates.
 
@@ -105,8 +105,8 @@ def measure_graft(
     graft, cyst = seg.graft_mask, seg.cyst_mask
     levels = seg.levels
     v_bin = volume_mm3(graft, spacing=spacing)
-    v_lower_mask = volume_mm3(seg.graft_mask_lower, spacing=spacing)
-    v_upper_mask = volume_mm3(seg.graft_mask_upper, spacing=spacing)
+    v_low_mask = volume_mm3(seg.graft_mask_low, spacing=spacing)
+    v_high_mask = volume_mm3(seg.graft_mask_high, spacing=spacing)
     band = surface_band_mm3(graft, spacing=spacing) if graft.any() else 0.0
 
     weigh_graft = graft.any() and math.isfinite(levels.full) and levels.full != levels.normal
@@ -163,8 +163,8 @@ def measure_graft(
             within=seg.search_mask,
             exclude=graft,
         )
-    lower = max(0.0, min(v_lower_mask, v_bin - band))
-    upper = max(v_upper_mask, v_bin + band)
+    low = max(0.0, min(v_low_mask, v_bin - band))
+    high = max(v_high_mask, v_bin + band)
 
     lesion = graft | cyst if seg.mode == "t2" else graft
     metrics = lesion_metrics(lesion, cord_mask, spacing=spacing, centerline=centerline)
@@ -179,10 +179,10 @@ def measure_graft(
         "graft_n_voxels": int(graft.sum()),
         "graft_volume_mm3": v_bin,
         "graft_volume_pv_mm3": float(v_pv),
-        "graft_volume_lower_mm3": float(lower),
-        "graft_volume_upper_mm3": float(upper),
-        "graft_volume_lower_mask_mm3": v_lower_mask,
-        "graft_volume_upper_mask_mm3": v_upper_mask,
+        "graft_volume_low_mm3": float(low),
+        "graft_volume_high_mm3": float(high),
+        "graft_volume_low_mask_mm3": v_low_mask,
+        "graft_volume_high_mask_mm3": v_high_mask,
         "surface_band_mm3": float(band),
         "cyst_volume_mm3": v_cyst,
         "cyst_volume_pv_mm3": float(v_cyst_pv),

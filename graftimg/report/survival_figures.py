@@ -121,7 +121,7 @@ def _plot_points(ax: Any, analysis: SubjectSurvival, *, fraction: bool) -> None:
         low = (
             np.array(
                 [
-                    s.point.lower_mm3 if s.point.lower_mm3 is not None else s.point.volume_mm3
+                    s.point.low_mm3 if s.point.low_mm3 is not None else s.point.volume_mm3
                     for s in rows
                 ]
             )
@@ -130,7 +130,7 @@ def _plot_points(ax: Any, analysis: SubjectSurvival, *, fraction: bool) -> None:
         high = (
             np.array(
                 [
-                    s.point.upper_mm3 if s.point.upper_mm3 is not None else s.point.volume_mm3
+                    s.point.high_mm3 if s.point.high_mm3 is not None else s.point.volume_mm3
                     for s in rows
                 ]
             )

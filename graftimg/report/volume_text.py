@@ -37,8 +37,8 @@ def graft_volume_text(summary: Mapping[str, Any]) -> str:
     Parameters
     ----------
     summary : Mapping
-        A session summary (``*_graft.json``): ``graft_volume_pv_mm3``, ``graft_volume_lower_mm3``,
-        ``graft_volume_upper_mm3``, ``graft_volume_mm3`` and, when the volume is ``null``,
+        A session summary (``*_graft.json``): ``graft_volume_pv_mm3``, ``graft_volume_low_mm3``,
+        ``graft_volume_high_mm3``, ``graft_volume_mm3`` and, when the volume is ``null``,
         ``graft_volume_null_reason``.
 
     Returns
@@ -49,8 +49,8 @@ def graft_volume_text(summary: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> graft_volume_text({"graft_volume_pv_mm3": 12.34, "graft_volume_lower_mm3": 10.21,
-    ...                    "graft_volume_upper_mm3": 14.5, "graft_volume_mm3": 12.0})
+    >>> graft_volume_text({"graft_volume_pv_mm3": 12.34, "graft_volume_low_mm3": 10.21,
+    ...                    "graft_volume_high_mm3": 14.5, "graft_volume_mm3": 12.0})
     'graft volume: 12.3 mm³ partial-volume weighted [10.2, 14.5], binary 12.0 mm³'
     >>> graft_volume_text({"graft_volume_pv_mm3": None, "graft_volume_null_reason": "no cord"})
     'graft volume: not measured (no cord)'
@@ -59,8 +59,8 @@ def graft_volume_text(summary: Mapping[str, Any]) -> str:
     if pv is None:
         reason = summary.get("graft_volume_null_reason") or "no reason recorded"
         return f"graft volume: not measured ({reason})"
-    low = format_mm3(summary.get("graft_volume_lower_mm3"))
-    high = format_mm3(summary.get("graft_volume_upper_mm3"))
+    low = format_mm3(summary.get("graft_volume_low_mm3"))
+    high = format_mm3(summary.get("graft_volume_high_mm3"))
     binary = format_mm3(summary.get("graft_volume_mm3"))
     return (
         f"graft volume: {format_mm3(pv)} mm³ partial-volume weighted [{low}, {high}], "

@@ -31,8 +31,8 @@ GROUP_COLUMNS = (
     "graft_mode",
     "graft_volume_mm3",
     "graft_volume_pv_mm3",
-    "graft_volume_lower_mm3",
-    "graft_volume_upper_mm3",
+    "graft_volume_low_mm3",
+    "graft_volume_high_mm3",
     "cyst_volume_mm3",
     "cyst_volume_pv_mm3",
     "graft_volume_null_reason",
@@ -177,12 +177,12 @@ def run_group(
             "days_since_injection": {"Description": "acq_time − injection_date", "Units": "d"},
             "graft_volume_mm3": {"Description": "binary graft volume", "Units": "mm^3"},
             "graft_volume_pv_mm3": {"Description": "partial-volume weighted", "Units": "mm^3"},
-            "graft_volume_lower_mm3": {
-                "Description": "uncertainty band, lower end",
+            "graft_volume_low_mm3": {
+                "Description": "uncertainty band, low end",
                 "Units": "mm^3",
             },
-            "graft_volume_upper_mm3": {
-                "Description": "uncertainty band, upper end",
+            "graft_volume_high_mm3": {
+                "Description": "uncertainty band, high end",
                 "Units": "mm^3",
             },
             "cyst_volume_mm3": {"Description": "t2 mode: CSF-like cyst", "Units": "mm^3"},

@@ -51,10 +51,10 @@ least ``min_component_volume_mm3`` and its nearest voxel (as a box) lies within
 Optional region growing (SimpleITK ``ConnectedThreshold`` or ``ConfidenceConnected``) from the
 deepest graft voxel is off by default.
 
-The same chain runs at ``k + 1`` and ``k − 1`` for the uncertainty band's lower and upper masks
-(``graft_mask_lower``, ``graft_mask_upper``: named by the end of the volume band they give,
+The same chain runs at ``k + 1`` and ``k − 1`` for the uncertainty band's low and high masks
+(``graft_mask_low``, ``graft_mask_high``: named by the end of the volume band they give,
 docs/conventions.md); the cyst (and its rim) found at ``k`` is removed from all three, so
-``lower ⊆ graft ⊆ upper``.
+``low ⊆ graft ⊆ high``.
 
 The input should be bias-corrected (N4): thresholds are global within the window, so a residual
 bias along the cord of a few σ shifts them. Methods and their validation: docs/methods.md and

@@ -88,7 +88,7 @@ class Scene:
     mu, sigma : float
         Normal level ``μ`` and the spread ``σ`` on the graft's side.
     thresholds : dict of str to float
-        ``main`` (``k``), ``lower`` (``k + band``: the band's lower end) and ``upper``
+        ``main`` (``k``), ``low`` (``k + band``: the band's low end) and ``high``
         (``k − band``) thresholds.
     regions : Regions
         Where graft voxels are looked for.

@@ -92,7 +92,7 @@ class IronStrategy(ModeStrategy):
             return kept, None
         kept = dict(kept)
         data, spacing = scene.data, scene.spacing
-        support = _touching(kept["upper"], kept["main"])
+        support = _touching(kept["high"], kept["main"])
         void_level = _RAYLEIGH_MEAN * scene.noise
         # The lesion's extent for the background is its detection at a fixed μ − 2σ, so that
         # the edge of a void does not move with k (V(k − 1) ≥ V(k) ≥ V(k + 1) stays true).
@@ -103,14 +103,14 @@ class IronStrategy(ModeStrategy):
         # is half void by definition, so its noise would otherwise toss it in or out.
         half = _smoothed_for_edges(data, spacing) <= 0.5 * (background + void_level)
         search = scene.regions.search
-        for name in ("lower", "main", "upper"):
+        for name in ("low", "main", "high"):
             grown = _grow_to_half(kept[name], half & search, spacing, keep_faint=False)
             # A void is half void somewhere in the cord's inner region: a detection that is
             # half void only at the cord's edge or beyond (dark dura, a root, the CSF ring's
             # partial volume on T2*w) is not a void that blooms out of the cord.
             kept[name] = _anchored(grown, half & scene.regions.detect_in)
-        kept["lower"] &= kept["main"]
-        kept["upper"] |= kept["main"]
+        kept["low"] &= kept["main"]
+        kept["high"] |= kept["main"]
         return kept, support
 
     def full_level(self, scene: Scene, graft: np.ndarray) -> tuple[float, str, set[str]]:

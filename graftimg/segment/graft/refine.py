@@ -20,8 +20,8 @@ def refine_detection(
     """The three masks after region growing from ``seeds`` (``params.refine`` not "none").
 
     The grown region (holes filled slice by slice, within the search region, plus the rim where
-    it continues the region above threshold) replaces the graft at ``k``; the lower mask keeps
-    only what lies in it and the upper mask takes all of it, so the band stays nested.
+    it continues the region above threshold) replaces the graft at ``k``; the low mask keeps
+    only what lies in it and the high mask takes all of it, so the band stays nested.
     """
     search, rim = scene.regions.search, scene.regions.rim
     spacing = scene.spacing
@@ -32,8 +32,8 @@ def refine_detection(
         refined |= _inplane_dilate(refined, 1, spacing) & rim & scene.abnormal(threshold)
     return {
         "main": refined,
-        "lower": kept["lower"] & refined,
-        "upper": kept["upper"] | refined,
+        "low": kept["low"] & refined,
+        "high": kept["high"] | refined,
     }
 
 

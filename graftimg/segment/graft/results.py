@@ -27,10 +27,10 @@ class GraftLevels:
         spread on the graft's side (``sigma_upper`` in t2, ``sigma_lower`` in iron).
     threshold : float
         ``μ − kσ`` (iron) or ``μ + kσ`` (t2).
-    threshold_lower : float
-        Threshold at ``k + band_k_sigma``: the one of the band's lower end (the stricter).
-    threshold_upper : float
-        Threshold at ``k − band_k_sigma``: the one of the band's upper end.
+    threshold_low : float
+        Threshold at ``k + band_k_sigma``: the one of the band's low end (the stricter).
+    threshold_high : float
+        Threshold at ``k − band_k_sigma``: the one of the band's high end.
     full : float
         Level of a voxel entirely graft, for partial-volume weights
         ``clip((I − normal)/(full − normal), 0, 1)``: iron → the void (noise-floor) level
@@ -50,8 +50,8 @@ class GraftLevels:
     normal: float
     sigma: float
     threshold: float
-    threshold_lower: float
-    threshold_upper: float
+    threshold_low: float
+    threshold_high: float
     full: float
     full_source: str
     cyst_threshold: float = float("nan")
@@ -71,10 +71,10 @@ class GraftSegmentation:
         Graft voxels at ``k`` (t2: without cyst).
     cyst_mask : (X, Y, Z) ndarray of bool
         Cyst voxels (t2; all False in iron mode).
-    graft_mask_lower : (X, Y, Z) ndarray of bool
-        Graft at ``k + band_k_sigma`` (the lower end of the uncertainty band).
-    graft_mask_upper : (X, Y, Z) ndarray of bool
-        Graft at ``k − band_k_sigma`` (the upper end of the uncertainty band).
+    graft_mask_low : (X, Y, Z) ndarray of bool
+        Graft at ``k + band_k_sigma`` (the low end of the uncertainty band).
+    graft_mask_high : (X, Y, Z) ndarray of bool
+        Graft at ``k − band_k_sigma`` (the high end of the uncertainty band).
     search_mask : (X, Y, Z) ndarray of bool
         Where graft voxels were looked for (window ∩ dilated cord, or ∩ cord in t2).
     support_mask : (X, Y, Z) ndarray of bool or None
@@ -111,8 +111,8 @@ class GraftSegmentation:
     mode: Mode
     graft_mask: np.ndarray
     cyst_mask: np.ndarray
-    graft_mask_lower: np.ndarray
-    graft_mask_upper: np.ndarray
+    graft_mask_low: np.ndarray
+    graft_mask_high: np.ndarray
     search_mask: np.ndarray
     s_from_site_mm: np.ndarray
     reference: ReferenceStats

@@ -137,8 +137,8 @@ def segment_graft(
         inner,
         graft_mask=uncrop(inner.graft_mask),
         cyst_mask=uncrop(inner.cyst_mask),
-        graft_mask_lower=uncrop(inner.graft_mask_lower),
-        graft_mask_upper=uncrop(inner.graft_mask_upper),
+        graft_mask_low=uncrop(inner.graft_mask_low),
+        graft_mask_high=uncrop(inner.graft_mask_high),
         search_mask=uncrop(inner.search_mask),
         support_mask=None if inner.support_mask is None else uncrop(inner.support_mask),
         components=tuple(
@@ -211,7 +211,7 @@ def _segment_graft_box(
     sigma = reference_sigma(ref, mode)
     sign = -1.0 if mode == "iron" else 1.0
     k, dk = params.k_sigma, params.band_k_sigma
-    ks = {"main": k, "lower": k + dk, "upper": max(k - dk, 0.0)}
+    ks = {"main": k, "low": k + dk, "high": max(k - dk, 0.0)}
     thresholds = {name: mu + sign * kk * sigma for name, kk in ks.items()}
     regions = strategy.regions(cord, s, spacing=spacing, params=params)
     search, rim = regions.search, regions.rim
@@ -259,8 +259,8 @@ def _segment_graft_box(
     kept, support = strategy.move_edges(scene, kept, core_level)
     split = strategy.split(scene, kept["main"], core_level, tissue_level)
     graft = kept["main"] & ~split.not_graft
-    lower = kept["lower"] & ~split.not_graft
-    upper = kept["upper"] & ~split.not_graft
+    low = kept["low"] & ~split.not_graft
+    high = kept["high"] & ~split.not_graft
 
     full, full_source, full_flags = strategy.full_level(scene, graft)
     flags.update(full_flags)
@@ -277,8 +277,8 @@ def _segment_graft_box(
         normal=mu,
         sigma=sigma,
         threshold=thresholds["main"],
-        threshold_lower=thresholds["lower"],
-        threshold_upper=thresholds["upper"],
+        threshold_low=thresholds["low"],
+        threshold_high=thresholds["high"],
         full=full,
         full_source=full_source,
         cyst_threshold=core_level,
@@ -289,8 +289,8 @@ def _segment_graft_box(
         mode=mode,
         graft_mask=graft,
         cyst_mask=split.cyst,
-        graft_mask_lower=lower,
-        graft_mask_upper=upper,
+        graft_mask_low=low,
+        graft_mask_high=high,
         search_mask=search | rim,
         support_mask=support,
         s_from_site_mm=s,

@@ -158,13 +158,13 @@ class T2Strategy(ModeStrategy):
             local = _local_normal_level(data, scene.look & ~scene.abnormal_tissue, zone, mu)
             half_level = max(0.5 * (local + level), local + BACKGROUND_ZONE_K * sigma)
             half = _smoothed_for_edges(data, spacing) >= half_level
-            for name in ("lower", "main", "upper"):
+            for name in ("low", "main", "high"):
                 grown = _grow_to_half(kept[name], half & search, spacing)
                 if rim.any():
                     grown |= _inplane_dilate(grown, 1, spacing) & rim & kept[name]
                 kept[name] = grown
-            kept["lower"] &= kept["main"]
-            kept["upper"] |= kept["main"]
+            kept["low"] &= kept["main"]
+            kept["high"] |= kept["main"]
         # No support for the partial-volume measurement: the graft's own shell is weighed, not
         # the detections at k − 1 around it. On real cords those are normal-cord voxels a little
         # brighter than the reference (grey matter, CSF partial volume at the rim) and weighed
