@@ -77,6 +77,11 @@ _DERIVED_VOLUME_KEYS = (
     "void_volume_per_echo_time_mm3_per_ms",
 )
 
+#: Cord flags under which "nothing found" is no finding (the search may have missed the site).
+_DOUBTFUL_CORD_FLAGS = frozenset(
+    {"cord_uncertain", "cord_bends_around_abnormality", "cord_narrows_at_site"}
+)
+
 #: Why a graft volume is ``null``, per cause: what went wrong, then what to do.
 NULL_VOLUME_REASONS = {
     "reference_unreliable": (
@@ -528,12 +533,7 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ())
         return NULL_VOLUME_REASONS["reference_unreliable"]
     if "site_outside_cord" in flags and n_graft_voxels == 0:
         return NULL_VOLUME_REASONS["site_outside_cord"]
-    doubtful = {
-        "cord_uncertain",
-        "cord_bends_around_abnormality",
-        "cord_narrows_at_site",
-    } & set(cord_flags)
-    if doubtful and n_graft_voxels == 0:
+    if n_graft_voxels == 0 and _DOUBTFUL_CORD_FLAGS & set(cord_flags):
         return NULL_VOLUME_REASONS["cord_uncertain"]
     return None
 

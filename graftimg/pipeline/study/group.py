@@ -18,6 +18,7 @@ from graftimg.io.bids import discover_study
 from graftimg.io.session_record import find_session_results, read_session_result
 from graftimg.io.tsv import tsv_cell
 from graftimg.pipeline.config import PipelineConfig
+from graftimg.pipeline.stages import NULL_VOLUME_KEYS
 from graftimg.pipeline.study.jobs import plan_study, session_outputs
 from graftimg.pipeline.study.manifest import job_manifest, recorded_manifest
 from graftimg.pipeline.study.reasons import failure_reason
@@ -29,12 +30,8 @@ GROUP_COLUMNS = (
     "session_id",
     "days_since_injection",
     "graft_mode",
-    "graft_volume_mm3",
-    "graft_volume_pv_mm3",
-    "graft_volume_low_mm3",
-    "graft_volume_high_mm3",
-    "cyst_volume_mm3",
-    "cyst_volume_pv_mm3",
+    # The volumes a session reports (null together when the graft could not be measured).
+    *(key for key in NULL_VOLUME_KEYS if key != "graft_n_voxels"),
     "graft_volume_null_reason",
     "cord_volume_mm3",
     "echo_time_s",
