@@ -513,9 +513,10 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ())
         ``reference_unreliable`` always voids the measurement (the threshold has no basis);
         ``site_outside_cord`` voids it only when nothing was found (the search did not reach
         the site, so finding nothing says nothing about the graft). A doubtful automatic
-        cord (``cord_uncertain``, ``cord_bends_around_abnormality``) voids it only when nothing
-        was found: on real T2*w with thick slices the contour sometimes went around an
-        inserted void, which was then outside the search and reported as 0.
+        cord (``cord_uncertain``, ``cord_bends_around_abnormality``, ``cord_narrows_at_site``)
+        voids it only when nothing was found: on real T2*w with thick slices the contour
+        sometimes went around an inserted void, which was then outside the search and reported
+        as 0.
 
     Examples
     --------
