@@ -266,3 +266,26 @@ def test_segment_runs_on_a_slab_whose_qform_and_sform_differ_by_rounding(sct_dat
     written = nib.load(tmp_path / "o_label-cord_mask.nii.gz")
     assert np.array_equal(written.header.get_sform(), header.get_sform())
     assert np.array_equal(np.asanyarray(written.dataobj) > 0, manual > 0)
+
+
+def test_config_load_section_chooses_the_transform_and_the_command_line_overrides_it(
+    sct_data, tmp_path, capsys
+):
+    # `segment --config` ignored the config's `load:` section: a slab whose qform and sform are
+    # 2 mm apart was refused although the config said `affine_from: sform`.
+    image = make_slab(tmp_path, "slab_T2w.nii.gz", sform_shift_mm=2.0)
+    config = tmp_path / "config.yaml"
+    config.write_text("load:\n  affine_from: qform\n")
+    args = ["segment", str(image), "-o", str(tmp_path / "o"), "--mode", "t2"]
+    args += ["--injection-voxel", "31", "8", "25"]
+    assert main(args) == 1
+    assert "2.00 mm apart" in capsys.readouterr().err
+    assert not (tmp_path / "o_graft.json").exists()
+
+    assert main([*args, "--config", str(config)]) == 0
+    provenance = json.loads((tmp_path / "o_graft.json").read_text())["provenance"]
+    assert provenance["affine_source"] == "qform"
+
+    assert main([*args, "--config", str(config), "--affine-from", "sform"]) == 0
+    provenance = json.loads((tmp_path / "o_graft.json").read_text())["provenance"]
+    assert provenance["affine_source"] == "sform"

@@ -66,11 +66,18 @@ def add_parser(sub: argparse._SubParsersAction, add_load_options: Callable) -> N
         "--qc", action="store_true", help="also write OUT_PREFIX_qc.png (needs matplotlib)"
     )
     add_load_options(p)
-    p.set_defaults(func=run)
+    # Loader options not given on the command line come from the config's ``load:`` section.
+    p.set_defaults(func=run, affine_from=None, nonfinite=None)
 
 
 def _tuple(values):
     return None if values is None else tuple(values)
+
+
+def _load_options(args: argparse.Namespace, configured: dict) -> dict:
+    """The loader options: the config's ``load:`` section, overridden by those given here."""
+    given = {key: getattr(args, key) for key in ("affine_from", "nonfinite", "volume_index")}
+    return {**configured, **{key: value for key, value in given.items() if value is not None}}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,11 +96,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         mode=args.mode,
         config=config,
-        load_options={
-            "affine_from": args.affine_from,
-            "nonfinite": args.nonfinite,
-            "volume_index": args.volume_index,
-        },
+        load_options=_load_options(args, config.load.options()),
         injection_world=_tuple(args.injection),
         injection_voxel=_tuple(args.injection_voxel),
         cord_mask=args.cord_mask,
