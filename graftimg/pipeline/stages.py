@@ -500,7 +500,7 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ())
     Parameters
     ----------
     flags : iterable of str
-        Flags of the graft segmentation.
+        Flags of the graft stage (with ``cord_narrows_at_site``, the cord's doubt at the site).
     n_graft_voxels : int
         Graft voxels found.
     cord_flags : iterable of str, optional
@@ -534,7 +534,7 @@ def null_volume_reason(flags: Any, *, n_graft_voxels: int, cord_flags: Any = ())
         return NULL_VOLUME_REASONS["reference_unreliable"]
     if "site_outside_cord" in flags and n_graft_voxels == 0:
         return NULL_VOLUME_REASONS["site_outside_cord"]
-    if n_graft_voxels == 0 and _DOUBTFUL_CORD_FLAGS & set(cord_flags):
+    if n_graft_voxels == 0 and _DOUBTFUL_CORD_FLAGS & {*flags, *cord_flags}:
         return NULL_VOLUME_REASONS["cord_uncertain"]
     return None
 
@@ -606,7 +606,7 @@ def measure_session(
     values["reference_region"] = seg.reference.region
     values["reference_excluded_voxels"] = int(seg.reference.excluded_voxels)
     reason = null_volume_reason(
-        seg.flags, n_graft_voxels=int(graft.sum()), cord_flags=(*cord.cord.flags, *found.flags)
+        found.flags, n_graft_voxels=int(graft.sum()), cord_flags=cord.cord.flags
     )
     if reason is not None:
         # Nothing trustworthy to write: empty masks, null volumes, the reason said.
